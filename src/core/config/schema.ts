@@ -1,0 +1,131 @@
+// Configuration schema (TypeBox: one object gives the TypeScript type, the validator and the docs table).
+// Key names follow ../shared/DESIGN.md "Operator interface"; they are part of the stable interface.
+import { Type, type Static } from "@sinclair/typebox";
+
+const ListenAddr = Type.String({
+  description: "Address and port, `host:port` or `[v6]:port`",
+  pattern: "^(\\[[0-9a-fA-F:.]+\\]|[^\\s:\\[\\]]+):[0-9]{1,5}$",
+});
+
+const ContactList = Type.Array(Type.String({ minLength: 1 }), { default: [] });
+
+export const HostSchema = Type.Object(
+  {
+    domain: Type.String({ minLength: 1, description: "The virtual host's domain (a served XMPP domain)" }),
+    admins: Type.Array(Type.String({ minLength: 1 }), { default: [], description: "Bare JIDs of the host's administrators" }),
+    contact: Type.Object(
+      {
+        abuse: ContactList,
+        admin: ContactList,
+        feedback: ContactList,
+        sales: ContactList,
+        security: ContactList,
+        support: ContactList,
+        status: ContactList,
+      },
+      { default: {}, additionalProperties: false, description: "XEP-0157 contact addresses (URIs: xmpp:, mailto:, https:)" },
+    ),
+    tls: Type.Optional(
+      Type.Object({ cert: Type.String(), key: Type.String() }, { additionalProperties: false, description: "Certificate for this host (defaults to the global `tls`)" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    hosts: Type.Array(HostSchema, { minItems: 1, description: "Served domains" }),
+    data_dir: Type.String({ default: "./data", description: "SQLite database, generated certificates, control socket" }),
+    tls: Type.Optional(
+      Type.Object(
+        { cert: Type.String({ description: "PEM certificate chain" }), key: Type.String({ description: "PEM private key" }) },
+        { additionalProperties: false, description: "Default certificate; without it a self-signed one is generated in data_dir" },
+      ),
+    ),
+    c2s: Type.Object(
+      {
+        listen: Type.Array(ListenAddr, { default: ["0.0.0.0:5222"], description: "Client listeners (STARTTLS)" }),
+        direct_tls: Type.Array(ListenAddr, { default: ["0.0.0.0:5223"], description: "Client listeners with direct TLS (XEP-0368)" }),
+        encryption: Type.Union([Type.Literal("required"), Type.Literal("optional")], {
+          default: "required",
+          description: "`optional` allows plaintext streams (development, benchmarks)",
+        }),
+        max_stanza_size: Type.Integer({ minimum: 1024, default: 262144, description: "Largest stanza accepted after authentication, bytes" }),
+        max_stanza_size_preauth: Type.Integer({ minimum: 512, default: 10000, description: "Largest stanza accepted before authentication, bytes" }),
+        max_sessions_per_user: Type.Integer({ minimum: 1, default: 10, description: "Concurrent sessions (resources) per account" }),
+        auth_attempts: Type.Integer({ minimum: 1, default: 3, description: "Failed SASL attempts on one stream before it is closed" }),
+        handshake_timeout: Type.Integer({ minimum: 1, default: 60, description: "Seconds a stream may take to authenticate and bind" }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    s2s: Type.Object(
+      {
+        listen: Type.Array(ListenAddr, { default: ["0.0.0.0:5269"], description: "Server-to-server listeners" }),
+        direct_tls: Type.Array(ListenAddr, { default: [], description: "Server listeners with direct TLS (XEP-0368)" }),
+        encryption: Type.Union([Type.Literal("required"), Type.Literal("optional")], { default: "required" }),
+        verify_certificates: Type.Boolean({ default: true, description: "false: accept self-signed peers (dialback still proves the domain)" }),
+        ca_file: Type.Optional(Type.String({ description: "Extra trusted CA certificates (PEM) for peer certificates" })),
+        routes: Type.Record(Type.String(), ListenAddr, { default: {}, description: "Static peer addresses (domain → host:port), bypass DNS" }),
+        dns_servers: Type.Array(Type.String(), { default: [], description: "DNS servers for SRV lookups (default: the system's)" }),
+        max_stanza_size: Type.Integer({ minimum: 1024, default: 524288, description: "Largest stanza accepted from a peer, bytes" }),
+        idle_timeout: Type.Integer({ minimum: 10, default: 600, description: "Seconds before an idle link is closed" }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    http: Type.Object(
+      { listen: Type.Array(ListenAddr, { default: [], description: "HTTP listeners: WebSocket /xmpp-websocket, /admin, /api" }) },
+      { default: {}, additionalProperties: false },
+    ),
+    auth: Type.Object(
+      {
+        password_storage: Type.Union([Type.Literal("scram"), Type.Literal("plain")], {
+          default: "scram",
+          description: "`scram`: only salted SCRAM keys are stored; `plain`: the password itself (as ejabberd's auth_password_format)",
+        }),
+        scram_iterations: Type.Integer({ minimum: 4096, default: 4096, description: "PBKDF2 iteration count for new SCRAM credentials" }),
+        failure_delay_ms: Type.Integer({ minimum: 0, default: 1000, description: "Base delay after repeated failures from one address (doubles, capped at 30 s)" }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    limits: Type.Object(
+      {
+        max_depth: Type.Integer({ minimum: 4, default: 32, description: "Deepest element nesting inside a stanza" }),
+        max_children: Type.Integer({ minimum: 8, default: 1024, description: "Most child nodes of one element" }),
+        max_attributes: Type.Integer({ minimum: 4, default: 64, description: "Most attributes on one element" }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    buddies: Type.Object(
+      { reciprocate: Type.Boolean({ default: true, description: "Subscribe back after an admin approves a peer (XEP-0267 SHOULD)" }) },
+      { default: {}, additionalProperties: false },
+    ),
+    federation: Type.Object(
+      {
+        policy: Type.Union([Type.Literal("open"), Type.Literal("buddies-only")], {
+          default: "open",
+          description: "`buddies-only`: s2s only with approved peers (the trust handshake itself is still allowed)",
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    log: Type.Object(
+      {
+        level: Type.Union(["trace", "debug", "info", "warn", "error", "fatal"].map((l) => Type.Literal(l)), { default: "info" }),
+        format: Type.Union([Type.Literal("json"), Type.Literal("pretty")], { default: "json", description: "`json` (one object per line) or `pretty` (human-readable)" }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    control_socket: Type.Optional(Type.String({ description: "Unix socket the CLI uses to reach the running server (default data_dir/comity.sock)" })),
+    server_info: Type.Object(
+      {
+        name: Type.String({ default: "Comity", description: "Software name in XEP-0092 answers" }),
+        hide_os: Type.Boolean({ default: false, description: "Omit the operating system from XEP-0092 answers" }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type Config = Static<typeof ConfigSchema>;
+export type HostConfig = Static<typeof HostSchema>;
