@@ -1,0 +1,62 @@
+// Storage micro-benchmark (docs/storage.md "Measured figures"): run with `node --import tsx bench/storage.ts [sqlite|memory]`.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { deriveCredentials } from "../src/sasl/credentials.ts";
+import { openStorage } from "../src/storage/open.ts";
+
+const kind = (process.argv[2] ?? "sqlite") as "sqlite" | "memory";
+const EACH = kind === "sqlite" ? " (one transaction each, synchronous=FULL)" : "";
+const HOST = "bench.example";
+const ACCOUNTS = 10_000;
+
+/** Run `fn` repeatedly for about `ms` milliseconds and return operations per second. */
+async function opsPerSecond(ms: number, fn: (i: number) => Promise<unknown>): Promise<number> {
+  let n = 0;
+  const start = performance.now();
+  let elapsed = 0;
+  while (elapsed < ms) {
+    for (let k = 0; k < 100; k++) await fn(n++);
+    elapsed = performance.now() - start;
+  }
+  return Math.round((n / elapsed) * 1000);
+}
+
+function fmt(n: number): string {
+  return n.toLocaleString("en-US");
+}
+
+const dataDir = mkdtempSync(join(tmpdir(), "comity-bench-"));
+try {
+  // One real credential derived once (PBKDF2 is the caller's cost, not the store's) and reused for every account.
+  const credentials = deriveCredentials("correct horse battery staple", { storage: "scram", iterations: 4096 });
+  const storage = await openStorage({ dataDir, kind });
+  console.log(`storage bench: ${kind}, node ${process.version}, ${dataDir}`);
+
+  const entries = Array.from({ length: ACCOUNTS }, (_, i) => ({ username: `user${i}`, credentials }));
+  let t = performance.now();
+  const created = await storage.accounts.createMany(HOST, entries);
+  console.log(`createMany ${fmt(created)} accounts (one transaction): ${(performance.now() - t).toFixed(1)} ms`);
+
+  t = performance.now();
+  const replaced = await storage.accounts.createMany(HOST, entries, { replace: true });
+  console.log(`createMany ${fmt(replaced)} accounts with replace: ${(performance.now() - t).toFixed(1)} ms`);
+
+  const gets = await opsPerSecond(1000, (i) => storage.accounts.get(HOST, `user${(i * 7919) % ACCOUNTS}`));
+  console.log(`accounts.get: ${fmt(gets)} /s`);
+
+  const creates = await opsPerSecond(1000, (i) => storage.accounts.create(HOST, `single${i}`, credentials));
+  console.log(`accounts.create${EACH}: ${fmt(creates)} /s`);
+
+  const kv = storage.keyval("bench");
+  const value = "<query xmlns='jabber:iq:private'><note>hello</note></query>";
+  const sets = await opsPerSecond(1000, (i) => kv.set(HOST, `user${i % ACCOUNTS}`, "doc", value));
+  console.log(`keyval.set${EACH}: ${fmt(sets)} /s`);
+
+  const kvGets = await opsPerSecond(1000, (i) => kv.get(HOST, `user${i % ACCOUNTS}`, "doc"));
+  console.log(`keyval.get: ${fmt(kvGets)} /s`);
+
+  await storage.close();
+} finally {
+  rmSync(dataDir, { recursive: true, force: true });
+}

@@ -1,0 +1,388 @@
+// Storage contract suite: the same cases run against every implementation of src/storage/types.ts.
+// COMITY_TEST_STORAGE=memory|sqlite (comma-separated) narrows the run; a PostgreSQL factory joins FACTORIES later.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import Database from "better-sqlite3";
+import { createMemoryStorage } from "./memory.ts";
+import { LATEST_SCHEMA_VERSION } from "./sqlite/migrations.ts";
+import { openSqliteStorage, SQLITE_FILE_NAME } from "./sqlite/store.ts";
+import type { Storage, StoredCredentials } from "./types.ts";
+
+/** One open store under test plus what the suite may do with it beyond the Storage interface. */
+interface StorageFixture {
+  storage: Storage;
+  /** Close `storage` and open the same database again (persistent backends only). */
+  reopen?: () => Promise<Storage>;
+  /** Direct access to the schema_migrations bookkeeping (backends with migrations only). */
+  schema?: {
+    latest: number;
+    version(): Promise<number>;
+    /** Record a version as applied, as a newer release would; call with the storage closed. */
+    record(version: number, name: string): Promise<void>;
+  };
+  /** Release everything (the current storage included) and delete temporary files. */
+  cleanup(): Promise<void>;
+}
+
+interface StorageFactory {
+  name: string;
+  create(): Promise<StorageFixture>;
+}
+
+const memoryFactory: StorageFactory = {
+  name: "memory",
+  async create() {
+    const storage = createMemoryStorage();
+    return { storage, cleanup: () => storage.close() };
+  },
+};
+
+const sqliteFactory: StorageFactory = {
+  name: "sqlite",
+  async create() {
+    const dir = mkdtempSync(join(tmpdir(), "comity-storage-"));
+    const path = join(dir, SQLITE_FILE_NAME);
+    let current = openSqliteStorage({ path });
+    const raw = <T>(fn: (db: Database.Database) => T): T => {
+      const db = new Database(path);
+      try {
+        return fn(db);
+      } finally {
+        db.close();
+      }
+    };
+    const fixture: StorageFixture = {
+      storage: current,
+      async reopen() {
+        await current.close();
+        current = openSqliteStorage({ path });
+        return current;
+      },
+      schema: {
+        latest: LATEST_SCHEMA_VERSION,
+        async version() {
+          return raw((db) => db.prepare<[], number>("SELECT max(version) FROM schema_migrations").pluck().get() ?? 0);
+        },
+        async record(version, name) {
+          raw((db) => db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(version, name, Date.now()));
+        },
+      },
+      async cleanup() {
+        await current.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+    return fixture;
+  },
+};
+
+const FACTORIES: StorageFactory[] = [memoryFactory, sqliteFactory];
+
+function selectedFactories(): StorageFactory[] {
+  const wanted = process.env["COMITY_TEST_STORAGE"]?.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (wanted === undefined || wanted.length === 0) return FACTORIES;
+  const unknown = wanted.filter((w) => !FACTORIES.some((f) => f.name === w));
+  // A typo must not turn into a green run that tested nothing.
+  if (unknown.length > 0) throw new Error(`COMITY_TEST_STORAGE names unknown backends: ${unknown.join(", ")}`);
+  return FACTORIES.filter((f) => wanted.includes(f.name));
+}
+
+function creds(tag: string): StoredCredentials {
+  const key = Buffer.from(tag).toString("base64");
+  return {
+    scram: {
+      "SHA-1": { salt: `salt-${key}`, iterations: 4096, storedKey: `sk1-${key}`, serverKey: `srv1-${key}` },
+      "SHA-256": { salt: `salt-${key}`, iterations: 4096, storedKey: `sk256-${key}`, serverKey: `srv256-${key}` },
+    },
+  };
+}
+
+/** Assert a promise rejects with a StorageError of `code`. */
+async function rejectsWithCode(p: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(p, (err: unknown) => {
+    assert.equal((err as { code?: unknown }).code, code);
+    return true;
+  });
+}
+
+const H = "montague.lit";
+const H2 = "capulet.lit";
+
+for (const factory of selectedFactories()) {
+  describe(`storage contract: ${factory.name}`, () => {
+    let fx: StorageFixture;
+    let s: Storage;
+    beforeEach(async () => {
+      fx = await factory.create();
+      s = fx.storage;
+    });
+    afterEach(async () => {
+      await fx.cleanup();
+    });
+
+    describe("accounts", () => {
+      it("reports a missing account as undefined and count 0", async () => {
+        assert.equal(await s.accounts.get(H, "romeo"), undefined);
+        assert.equal(await s.accounts.count(H), 0);
+        assert.deepEqual(await s.accounts.list(H), []);
+      });
+
+      it("creates an account and reads it back", async () => {
+        const before = Date.now();
+        assert.equal(await s.accounts.create(H, "romeo", creds("r")), true);
+        const account = await s.accounts.get(H, "romeo");
+        assert.ok(account);
+        assert.equal(account.host, H);
+        assert.equal(account.username, "romeo");
+        assert.deepEqual(account.credentials, creds("r"));
+        assert.ok(account.createdAt >= before && account.createdAt <= Date.now());
+      });
+
+      it("keeps plain passwords when the caller stores them", async () => {
+        const c: StoredCredentials = { plain: "pässwörd", scram: {} };
+        await s.accounts.create(H, "juliet", c);
+        assert.deepEqual((await s.accounts.get(H, "juliet"))?.credentials, c);
+      });
+
+      it("refuses to create an existing account and leaves it unchanged", async () => {
+        await s.accounts.create(H, "romeo", creds("first"));
+        assert.equal(await s.accounts.create(H, "romeo", creds("second")), false);
+        assert.deepEqual((await s.accounts.get(H, "romeo"))?.credentials, creds("first"));
+        assert.equal(await s.accounts.count(H), 1);
+      });
+
+      it("stores usernames exactly as given", async () => {
+        await s.accounts.create(H, "Romeo", creds("upper"));
+        assert.equal(await s.accounts.get(H, "romeo"), undefined);
+        assert.equal(await s.accounts.create(H, "romeo", creds("lower")), true);
+        assert.deepEqual(await s.accounts.list(H), ["Romeo", "romeo"]);
+      });
+
+      it("createMany skips existing accounts by default", async () => {
+        await s.accounts.create(H, "alice", creds("old"));
+        const n = await s.accounts.createMany(H, [
+          { username: "alice", credentials: creds("new") },
+          { username: "bob", credentials: creds("b") },
+          { username: "carol", credentials: creds("c") },
+        ]);
+        assert.equal(n, 2);
+        assert.deepEqual((await s.accounts.get(H, "alice"))?.credentials, creds("old"));
+        assert.deepEqual((await s.accounts.get(H, "bob"))?.credentials, creds("b"));
+        assert.equal(await s.accounts.count(H), 3);
+      });
+
+      it("createMany counts a username repeated within one batch once when skipping", async () => {
+        const n = await s.accounts.createMany(H, [
+          { username: "bob", credentials: creds("1") },
+          { username: "bob", credentials: creds("2") },
+        ]);
+        assert.equal(n, 1);
+        assert.deepEqual((await s.accounts.get(H, "bob"))?.credentials, creds("1"));
+      });
+
+      it("createMany with replace overwrites credentials but keeps the creation time", async () => {
+        await s.accounts.create(H, "alice", creds("old"));
+        const createdAt = (await s.accounts.get(H, "alice"))?.createdAt;
+        const n = await s.accounts.createMany(
+          H,
+          [
+            { username: "alice", credentials: creds("new") },
+            { username: "dave", credentials: creds("d") },
+          ],
+          { replace: true },
+        );
+        assert.equal(n, 2, "replaced plus created");
+        const alice = await s.accounts.get(H, "alice");
+        assert.deepEqual(alice?.credentials, creds("new"));
+        assert.equal(alice?.createdAt, createdAt);
+        assert.equal(await s.accounts.count(H), 2);
+      });
+
+      it("createMany accepts any iterable, including an empty one", async () => {
+        assert.equal(await s.accounts.createMany(H, []), 0);
+        function* gen() {
+          for (let i = 0; i < 3; i++) yield { username: `u${i}`, credentials: creds(`u${i}`) };
+        }
+        assert.equal(await s.accounts.createMany(H, gen()), 3);
+        assert.deepEqual(await s.accounts.list(H), ["u0", "u1", "u2"]);
+      });
+
+      it("createMany is all or nothing when the input fails half way", async () => {
+        function* failing() {
+          yield { username: "x1", credentials: creds("x1") };
+          throw new Error("input broke");
+        }
+        await assert.rejects(s.accounts.createMany(H, failing()), /input broke/);
+        assert.equal(await s.accounts.count(H), 0);
+      });
+
+      it("createMany writes 10,000 accounts", async () => {
+        const c = creds("bulk");
+        const entries = Array.from({ length: 10_000 }, (_, i) => ({ username: `user${i}`, credentials: c }));
+        assert.equal(await s.accounts.createMany(H, entries), 10_000);
+        assert.equal(await s.accounts.count(H), 10_000);
+        assert.deepEqual((await s.accounts.get(H, "user9999"))?.credentials, c);
+      });
+
+      it("setCredentials on a missing account resolves false and creates nothing", async () => {
+        assert.equal(await s.accounts.setCredentials(H, "ghost", creds("g")), false);
+        assert.equal(await s.accounts.get(H, "ghost"), undefined);
+        assert.equal(await s.accounts.count(H), 0);
+      });
+
+      it("setCredentials replaces the credentials of an existing account", async () => {
+        await s.accounts.create(H, "romeo", creds("old"));
+        assert.equal(await s.accounts.setCredentials(H, "romeo", creds("new")), true);
+        assert.deepEqual((await s.accounts.get(H, "romeo"))?.credentials, creds("new"));
+      });
+
+      it("delete removes the account and every keyval row of that user on that host", async () => {
+        await s.accounts.create(H, "romeo", creds("r"));
+        await s.accounts.create(H, "juliet", creds("j"));
+        await s.accounts.create(H2, "romeo", creds("r2"));
+        const priv = s.keyval("private");
+        const vcard = s.keyval("vcard");
+        await priv.set(H, "romeo", "k", "romeo-private");
+        await vcard.set(H, "romeo", "k", "romeo-vcard");
+        await priv.set(H, "juliet", "k", "juliet-private");
+        await priv.set(H2, "romeo", "k", "other-host-romeo");
+        await priv.set(H, "", "k", "host-wide");
+
+        assert.equal(await s.accounts.delete(H, "romeo"), true);
+        assert.equal(await s.accounts.get(H, "romeo"), undefined);
+        assert.equal(await priv.get(H, "romeo", "k"), undefined);
+        assert.equal(await vcard.get(H, "romeo", "k"), undefined);
+        assert.equal(await priv.get(H, "juliet", "k"), "juliet-private");
+        assert.equal(await priv.get(H2, "romeo", "k"), "other-host-romeo");
+        assert.equal(await priv.get(H, "", "k"), "host-wide");
+        assert.ok(await s.accounts.get(H2, "romeo"));
+        assert.equal(await s.accounts.count(H), 1);
+      });
+
+      it("delete of a missing account resolves false", async () => {
+        assert.equal(await s.accounts.delete(H, "ghost"), false);
+      });
+
+      it("list and count see only their own host", async () => {
+        await s.accounts.createMany(H, ["romeo", "benvolio", "mercutio"].map((u) => ({ username: u, credentials: creds(u) })));
+        await s.accounts.createMany(H2, ["juliet", "tybalt"].map((u) => ({ username: u, credentials: creds(u) })));
+        assert.deepEqual(await s.accounts.list(H), ["benvolio", "mercutio", "romeo"]);
+        assert.deepEqual(await s.accounts.list(H2), ["juliet", "tybalt"]);
+        assert.equal(await s.accounts.count(H), 3);
+        assert.equal(await s.accounts.count(H2), 2);
+        assert.equal(await s.accounts.get(H2, "romeo"), undefined);
+        assert.equal(await s.accounts.count("verona.lit"), 0);
+      });
+
+      it("lists usernames in UTF-8 byte order", async () => {
+        for (const u of ["\u{1F3AD}", "\uFF21", "a", "B"]) await s.accounts.create(H, u, creds(u));
+        assert.deepEqual(await s.accounts.list(H), ["B", "a", "\uFF21", "\u{1F3AD}"]);
+      });
+
+      it("hands out copies: mutating a returned account changes nothing stored", async () => {
+        await s.accounts.create(H, "romeo", creds("r"));
+        const a = await s.accounts.get(H, "romeo");
+        assert.ok(a);
+        a.credentials.plain = "leaked";
+        assert.deepEqual((await s.accounts.get(H, "romeo"))?.credentials, creds("r"));
+      });
+    });
+
+    describe("keyval", () => {
+      it("reads a missing key as undefined", async () => {
+        assert.equal(await s.keyval("private").get(H, "romeo", "nothing"), undefined);
+      });
+
+      it("sets, overwrites and deletes a value (set undefined)", async () => {
+        const kv = s.keyval("private");
+        await kv.set(H, "romeo", "k", "v1");
+        assert.equal(await kv.get(H, "romeo", "k"), "v1");
+        await kv.set(H, "romeo", "k", "v2");
+        assert.equal(await kv.get(H, "romeo", "k"), "v2");
+        await kv.set(H, "romeo", "k", undefined);
+        assert.equal(await kv.get(H, "romeo", "k"), undefined);
+        await kv.set(H, "romeo", "k", undefined); // deleting twice is harmless
+      });
+
+      it("keeps stores, hosts, users and keys apart", async () => {
+        await s.keyval("a").set(H, "romeo", "k", "a");
+        await s.keyval("b").set(H, "romeo", "k", "b");
+        await s.keyval("a").set(H2, "romeo", "k", "a-h2");
+        await s.keyval("a").set(H, "juliet", "k", "a-juliet");
+        await s.keyval("a").set(H, "romeo", "k2", "a-k2");
+        assert.equal(await s.keyval("a").get(H, "romeo", "k"), "a");
+        assert.equal(await s.keyval("b").get(H, "romeo", "k"), "b");
+        assert.equal(await s.keyval("a").get(H2, "romeo", "k"), "a-h2");
+        assert.equal(await s.keyval("a").get(H, "juliet", "k"), "a-juliet");
+        assert.equal(await s.keyval("a").get(H, "romeo", "k2"), "a-k2");
+      });
+
+      it("stores empty strings, Unicode and large values unchanged", async () => {
+        const kv = s.keyval("docs");
+        const big = "<query xmlns='jabber:iq:private'>" + "ü🎭".repeat(100_000) + "</query>";
+        await kv.set(H, "romeo", "empty", "");
+        await kv.set(H, "romeo", "big", big);
+        assert.equal(await kv.get(H, "romeo", "empty"), "");
+        assert.equal(await kv.get(H, "romeo", "big"), big);
+      });
+
+      it("holds host-wide documents under the empty user", async () => {
+        await s.keyval("server-roster").set(H, "", "capulet.lit", "both");
+        assert.equal(await s.keyval("server-roster").get(H, "", "capulet.lit"), "both");
+      });
+
+      it("rejects an empty store name and non-string values", async () => {
+        assert.throws(() => s.keyval(""), (err: unknown) => (err as { code?: string }).code === "COMITY_ERR_STORAGE_INVALID");
+        await rejectsWithCode(s.keyval("x").set(H, "u", "k", 42 as unknown as string), "COMITY_ERR_STORAGE_INVALID");
+      });
+    });
+
+    describe("lifecycle", () => {
+      it("rejects use after close, and closing twice is harmless", async () => {
+        await s.accounts.create(H, "romeo", creds("r"));
+        const kv = s.keyval("private");
+        await s.close();
+        await s.close();
+        await rejectsWithCode(s.accounts.get(H, "romeo"), "COMITY_ERR_STORAGE_CLOSED");
+        await rejectsWithCode(s.accounts.createMany(H, [{ username: "x", credentials: creds("x") }]), "COMITY_ERR_STORAGE_CLOSED");
+        await rejectsWithCode(s.accounts.delete(H, "romeo"), "COMITY_ERR_STORAGE_CLOSED");
+        await rejectsWithCode(kv.set(H, "romeo", "k", "v"), "COMITY_ERR_STORAGE_CLOSED");
+      });
+
+      it("keeps data across a reopen", { skip: factory.name === "memory" ? "memory keeps nothing" : false }, async () => {
+        assert.ok(fx.reopen, `${factory.name} fixture must support reopen`);
+        await s.accounts.create(H, "romeo", creds("r"));
+        await s.keyval("private").set(H, "romeo", "k", "v");
+        const again = await fx.reopen();
+        assert.deepEqual((await again.accounts.get(H, "romeo"))?.credentials, creds("r"));
+        assert.equal(await again.keyval("private").get(H, "romeo", "k"), "v");
+        assert.equal(await again.accounts.count(H), 1);
+      });
+    });
+
+    describe("schema", { skip: factory.name === "memory" ? "memory has no schema" : false }, () => {
+      it("records the latest migration version on open", async () => {
+        assert.ok(fx.schema);
+        assert.ok(fx.schema.latest >= 1);
+        assert.equal(await fx.schema.version(), fx.schema.latest);
+      });
+
+      it("does not re-apply migrations when reopened", async () => {
+        assert.ok(fx.schema && fx.reopen);
+        await s.accounts.create(H, "romeo", creds("r"));
+        await fx.reopen();
+        assert.equal(await fx.schema.version(), fx.schema.latest);
+      });
+
+      it("refuses to open a database with a newer schema version", async () => {
+        assert.ok(fx.schema && fx.reopen);
+        await s.close();
+        await fx.schema.record(fx.schema.latest + 1, "from-the-future");
+        await rejectsWithCode(fx.reopen(), "COMITY_ERR_STORAGE_SCHEMA_TOO_NEW");
+      });
+    });
+  });
+}
