@@ -1,14 +1,17 @@
 // Derivation of stored SCRAM credentials from a password (RFC 5802 §3, RFC 7677 for SHA-256).
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
 import type { ScramCredential, StoredCredentials } from "../storage/types.ts";
+import { prepareOpaqueString } from "./password.ts";
+
+export { PasswordError } from "./password.ts";
 
 export type ScramHash = "SHA-1" | "SHA-256";
 const NODE_HASH: Record<ScramHash, string> = { "SHA-1": "sha1", "SHA-256": "sha256" };
 const HASH_LEN: Record<ScramHash, number> = { "SHA-1": 20, "SHA-256": 32 };
 
-/** Normalise a password before hashing. TODO(#2): PRECIS OpaqueString (RFC 8265 §4.2). */
+/** Prepare a password with the PRECIS OpaqueString profile (RFC 8265 §4.2); throws PasswordError when it is empty or disallowed. */
 export function preparePassword(password: string): string {
-  return password.normalize("NFC");
+  return prepareOpaqueString(password);
 }
 
 /** SaltedPassword := Hi(Normalize(password), salt, i). */
