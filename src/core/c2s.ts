@@ -1,0 +1,396 @@
+// Client-to-server sessions (RFC 6120 §4–§8): stream negotiation (STARTTLS §5, SASL §6, resource binding §7),
+// then stanza validation (§8.1: `from` stamping, addressing checks) before handing stanzas to the router.
+import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+import { randomBytes } from "node:crypto";
+import { Element } from "../xml/element.ts";
+import { Connection } from "../net/connection.ts";
+import { StanzaError, StreamError, errorReply } from "../xmpp/errors.ts";
+import { NS_BIND, NS_CLIENT, NS_SASL, NS_SESSION, NS_STREAM, NS_TLS } from "../xmpp/ns.ts";
+import { JidError, parseJid, prepareDomain, prepareLocal, prepareResource, type Jid } from "../xmpp/jid.ts";
+import { createMechanism, listMechanisms, type SaslMechanism, type SaslStep } from "../sasl/mechanism.ts";
+import { channelBindingFor } from "../sasl/channel-binding.ts";
+import type { Config } from "./config/schema.ts";
+import type { Host } from "./host.ts";
+import type { Logger } from "./log.ts";
+import type { Router } from "./router.ts";
+import type { LocalSession, SessionRegistry } from "./sessions.ts";
+import type { Storage } from "../storage/types.ts";
+import type { TlsContexts } from "./tls-contexts.ts";
+import type { AuthThrottle } from "./auth-throttle.ts";
+
+/** What every client session shares. */
+export interface C2sDeps {
+  config: Config;
+  hosts: Map<string, Host>;
+  router: Router;
+  sessions: SessionRegistry;
+  storage: Storage;
+  log: Logger;
+  tls: TlsContexts;
+  throttle: AuthThrottle;
+  /** Called when a session is bound, changes availability or ends (presence modules hook here). */
+  onSessionEnd?: (session: C2sSession) => void;
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const STANZAS = new Set(["message", "presence", "iq"]);
+const IQ_TYPES = new Set(["get", "set", "result", "error"]);
+
+/** One client connection from accept to close. */
+export class C2sSession implements LocalSession {
+  readonly conn: Connection;
+  readonly #deps: C2sDeps;
+  readonly #log: Logger;
+  #host: Host | undefined;
+  #username: string | undefined;
+  #jid: Jid | undefined;
+  #mechanism: SaslMechanism | undefined;
+  #failures = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #authInFlight = false;
+  priority = 0;
+  available = false;
+
+  constructor(socket: Socket, deps: C2sDeps) {
+    this.#deps = deps;
+    this.#log = deps.log;
+    socket.setNoDelay(true);
+    this.conn = new Connection(
+      socket,
+      {
+        streamOpen: (attrs, info) => this.#streamOpen(attrs, info),
+        element: (el) => this.#element(el),
+        closed: (reason) => this.#closed(reason),
+      },
+      { contentNs: NS_CLIENT, limits: this.#limits(false), log: deps.log },
+    );
+    this.#timer = setTimeout(() => {
+      if (!this.#jid) this.conn.streamError(new StreamError("connection-timeout", { text: "negotiation took too long" }));
+    }, deps.config.c2s.handshake_timeout * 1000);
+    this.#timer.unref();
+  }
+
+  /** The bound full JID (throws before binding; the registry only sees bound sessions). */
+  get jid(): Jid {
+    if (!this.#jid) throw new Error("session not bound");
+    return this.#jid;
+  }
+
+  get bound(): boolean {
+    return this.#jid !== undefined;
+  }
+
+  #limits(authenticated: boolean) {
+    const c = this.#deps.config;
+    return {
+      maxStanzaSize: authenticated ? c.c2s.max_stanza_size : c.c2s.max_stanza_size_preauth,
+      maxDepth: c.limits.max_depth,
+      maxChildren: c.limits.max_children,
+      maxAttributes: c.limits.max_attributes,
+    };
+  }
+
+  #streamOpen(attrs: Record<string, string>, info: { name: string; uri: string; contentNs: string | undefined }): void {
+    const c = this.conn;
+    if (info.name !== "stream" || info.uri !== NS_STREAM) throw new StreamError("invalid-namespace", { text: "expected a stream:stream in the streams namespace" });
+    if (info.contentNs !== NS_CLIENT) throw new StreamError("invalid-namespace", { text: "the stream's default namespace must be jabber:client" });
+    let domain: string;
+    try {
+      domain = prepareDomain(attrs["to"] ?? "");
+    } catch {
+      throw new StreamError("host-unknown", { text: "the stream has no valid 'to'" });
+    }
+    const host = this.#deps.hosts.get(domain);
+    if (!host) throw new StreamError("host-unknown", { text: `${domain} is not served here` });
+    if (this.#host && this.#host !== host) throw new StreamError("host-unknown", { text: "a stream restart cannot change the domain" });
+    this.#host = host;
+    const header: Record<string, string | undefined> = { id: undefined, from: host.domain, version: "1.0", "xml:lang": "en" };
+    if (attrs["from"]) header["to"] = attrs["from"];
+    const id = randomBytes(12).toString("base64url");
+    c.streamId = id;
+    header["id"] = id;
+    c.sendHeader(header);
+    const version = attrs["version"];
+    if (!version || !/^1\.\d+$/.test(version)) throw new StreamError("unsupported-version", { text: "XMPP version 1.0 is required" });
+    c.send(this.#features());
+  }
+
+  #features(): Element {
+    const f = new Element("stream:features", NS_STREAM);
+    const secure = this.conn.secure;
+    const required = this.#deps.config.c2s.encryption === "required";
+    if (!this.#username) {
+      if (!secure) {
+        const st = f.c("starttls", {}, NS_TLS);
+        if (required) st.c("required");
+        if (required) return f;
+      }
+      const cb = secure ? channelBindingFor(this.conn.socket as TLSSocket).types : [];
+      const mechs = f.c("mechanisms", {}, NS_SASL);
+      for (const m of listMechanisms({ tls: secure, channelBindingTypes: cb, passwordStorage: this.#deps.config.auth.password_storage })) mechs.c("mechanism").t(m);
+      return f;
+    }
+    f.c("bind", {}, NS_BIND);
+    f.c("session", {}, NS_SESSION).c("optional");
+    return f;
+  }
+
+  async #element(el: Element): Promise<void> {
+    if (this.#jid) return this.#stanza(el);
+    if (el.xmlns === NS_TLS && el.name === "starttls") return this.#starttls();
+    if (el.xmlns === NS_SASL && !this.#username) return this.#sasl(el);
+    if (this.#username && el.xmlns === NS_CLIENT && el.name === "iq") return this.#preBindIq(el);
+    throw new StreamError("not-authorized", { text: this.#username ? "bind a resource first" : "authenticate first" });
+  }
+
+  async #starttls(): Promise<void> {
+    const c = this.conn;
+    if (c.secure || this.#username) {
+      c.send(new Element("failure", NS_TLS));
+      c.close("STARTTLS not allowed now");
+      return;
+    }
+    c.ignoreRest(); // nothing sent in plaintext after <starttls/> may be used (STARTTLS injection)
+    c.send(new Element("proceed", NS_TLS));
+    try {
+      await c.upgradeToTls({ secureContext: this.#deps.tls.for(this.#host?.domain), SNICallback: this.#deps.tls.sni });
+    } catch (err) {
+      this.#log.debug({ err, remote: c.remoteAddress }, "c2s TLS handshake failed");
+    }
+  }
+
+  async #sasl(el: Element): Promise<void> {
+    const c = this.conn;
+    const host = this.#host!;
+    if (this.#authInFlight) throw new StreamError("policy-violation", { text: "one SASL message at a time" });
+    if (el.name === "abort") {
+      this.#mechanism = undefined;
+      c.send(saslFailure("aborted"));
+      return;
+    }
+    let data: Buffer | undefined;
+    if (el.name === "auth") {
+      if (!c.secure && this.#deps.config.c2s.encryption === "required") {
+        c.send(saslFailure("encryption-required"));
+        return;
+      }
+      const name = el.attrs["mechanism"] ?? "";
+      const cb = c.secure ? channelBindingFor(c.socket as TLSSocket) : undefined;
+      const storage = this.#deps.storage;
+      this.#mechanism = createMechanism(name, {
+        tls: c.secure,
+        channelBindingTypes: cb?.types ?? [],
+        channelBinding: (type) => cb?.get(type),
+        iterations: this.#deps.config.auth.scram_iterations,
+        lookup: async (raw) => {
+          let user: string;
+          try {
+            user = prepareLocal(raw);
+          } catch {
+            return undefined;
+          }
+          return (await storage.accounts.get(host.domain, user))?.credentials;
+        },
+      });
+      if (!this.#mechanism) {
+        c.send(saslFailure("invalid-mechanism"));
+        return;
+      }
+      const text = el.text().trim();
+      if (text === "") data = undefined;
+      else if (text === "=") data = Buffer.alloc(0);
+      else if (!BASE64.test(text)) return this.#saslFailed({ kind: "failure", condition: "incorrect-encoding" });
+      else data = Buffer.from(text, "base64");
+    } else if (el.name === "response") {
+      if (!this.#mechanism) {
+        c.send(saslFailure("malformed-request", "no authentication in progress"));
+        return;
+      }
+      const text = el.text().trim();
+      if (text !== "" && text !== "=" && !BASE64.test(text)) return this.#saslFailed({ kind: "failure", condition: "incorrect-encoding" });
+      data = text === "" || text === "=" ? Buffer.alloc(0) : Buffer.from(text, "base64");
+    } else {
+      throw new StreamError("not-authorized", { text: "authenticate first" });
+    }
+    this.#authInFlight = true;
+    let step: SaslStep;
+    try {
+      step = await this.#mechanism.step(data);
+    } finally {
+      this.#authInFlight = false;
+    }
+    if (c.closing) return;
+    if (step.kind === "challenge") {
+      c.send(new Element("challenge", NS_SASL, {}, [step.data.toString("base64")]));
+      return;
+    }
+    if (step.kind === "failure") return this.#saslFailed(step);
+    this.#mechanism = undefined;
+    let username: string;
+    try {
+      username = prepareLocal(step.username);
+    } catch {
+      return this.#saslFailed({ kind: "failure", condition: "not-authorized" });
+    }
+    this.#username = username;
+    this.#deps.throttle.success(c.remoteAddress);
+    c.ignoreRest();
+    c.send(new Element("success", NS_SASL, {}, step.data && step.data.length > 0 ? [step.data.toString("base64")] : []));
+    c.restart();
+    c.setLimits(this.#limits(true));
+    this.#log.info({ user: `${username}@${host.domain}`, remote: c.remoteAddress }, "c2s authenticated");
+  }
+
+  async #saslFailed(step: Extract<SaslStep, { kind: "failure" }>): Promise<void> {
+    const c = this.conn;
+    this.#mechanism = undefined;
+    this.#failures++;
+    const delay = this.#deps.throttle.failure(c.remoteAddress);
+    this.#log.info({ remote: c.remoteAddress, condition: step.condition, failures: this.#failures }, "c2s authentication failed");
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    if (c.closing) return;
+    c.send(saslFailure(step.condition, step.text));
+    if (this.#failures >= this.#deps.config.c2s.auth_attempts) {
+      c.streamError(new StreamError("policy-violation", { text: "too many failed authentication attempts" }));
+    }
+  }
+
+  async #preBindIq(iq: Element): Promise<void> {
+    const c = this.conn;
+    const type = iq.attrs["type"];
+    const payload = iq.elements[0];
+    if (type === "set" && payload?.name === "bind" && payload.xmlns === NS_BIND) return this.#bind(iq, payload);
+    if (type === "set" && payload?.name === "session" && payload.xmlns === NS_SESSION) {
+      c.send(result(iq));
+      return;
+    }
+    throw new StreamError("not-authorized", { text: "bind a resource first" });
+  }
+
+  #bind(iq: Element, payload: Element): void {
+    const c = this.conn;
+    const host = this.#host!;
+    const requested = payload.getChildText("resource")?.trim() ?? "";
+    let resource: string;
+    try {
+      resource = requested === "" ? "comity-" + randomBytes(6).toString("hex") : prepareResource(requested);
+    } catch {
+      c.send(errorReply(iq, new StanzaError("bad-request", { text: "invalid resource" })));
+      return;
+    }
+    const jid = parseJid(`${this.#username}@${host.domain}`).withResource(resource);
+    const sessions = this.#deps.sessions;
+    const existing = sessions.get(jid);
+    if (!existing && sessions.ofBare(jid.bareString()).size >= this.#deps.config.c2s.max_sessions_per_user) {
+      c.send(errorReply(iq, new StanzaError("resource-constraint", { text: "too many sessions" })));
+      return;
+    }
+    if (existing) {
+      // RFC 6120 §7.7.2.2: the newer session wins; the older one is closed with <conflict/>.
+      sessions.remove(existing);
+      existing.kick("conflict", "replaced by a new connection");
+    }
+    this.#jid = jid;
+    sessions.add(this);
+    if (this.#timer) clearTimeout(this.#timer);
+    const reply = result(iq);
+    reply.c("bind", {}, NS_BIND).c("jid").t(jid.toString());
+    c.send(reply);
+    this.#log.debug({ jid: jid.toString() }, "c2s bound");
+  }
+
+  /** RFC 6120 §8.1: validate addressing, stamp `from`, then route. */
+  async #stanza(el: Element): Promise<void> {
+    if (el.xmlns !== NS_CLIENT || !STANZAS.has(el.name)) throw new StreamError("unsupported-stanza-type", { text: `<${el.name}/> is not a stanza` });
+    const jid = this.#jid!;
+    const from = el.attrs["from"];
+    if (from !== undefined) {
+      let claimed: Jid;
+      try {
+        claimed = parseJid(from);
+      } catch {
+        throw new StreamError("invalid-from");
+      }
+      if (!claimed.equals(jid) && !claimed.equals(jid.bare)) throw new StreamError("invalid-from");
+    }
+    el.attrs["from"] = jid.toString();
+    const type = el.attrs["type"];
+    let to: Jid | undefined;
+    const toAttr = el.attrs["to"];
+    if (toAttr !== undefined) {
+      try {
+        to = parseJid(toAttr);
+      } catch (err) {
+        if (!(err instanceof JidError)) throw err;
+        if (type !== "error") this.deliver(clientError(el, jid, new StanzaError("jid-malformed")));
+        return;
+      }
+      el.attrs["to"] = to.toString();
+    }
+    if (el.name === "iq") {
+      if (el.attrs["id"] === undefined || !IQ_TYPES.has(type ?? "")) {
+        if (type !== "error") this.deliver(clientError(el, jid, new StanzaError("bad-request", { text: "iq needs an id and a valid type" })));
+        return;
+      }
+      if ((type === "get" || type === "set") && el.elements.length !== 1) {
+        this.deliver(clientError(el, jid, new StanzaError("bad-request", { text: "iq get/set must have exactly one child" })));
+        return;
+      }
+    } else if (el.name === "presence" && to === undefined) {
+      this.#ownPresence(el);
+    }
+    await this.#deps.router.route(el, jid, to, { kind: "c2s", jid });
+  }
+
+  /** Availability and priority of this session from its broadcast presence (RFC 6121 §4.2, §4.7.2.3). */
+  #ownPresence(el: Element): void {
+    const type = el.attrs["type"];
+    if (type === undefined) {
+      this.available = true;
+      const p = Number.parseInt(el.getChildText("priority") ?? "0", 10);
+      this.priority = Number.isFinite(p) && p >= -128 && p <= 127 ? p : 0;
+    } else if (type === "unavailable") {
+      this.available = false;
+    }
+  }
+
+  /** Deliver a routed stanza to this client. */
+  deliver(stanza: Element): void {
+    this.conn.send(stanza);
+  }
+
+  kick(condition: "conflict" | "system-shutdown" | "policy-violation", text?: string): void {
+    this.conn.streamError(new StreamError(condition, text ? { text } : {}));
+  }
+
+  #closed(reason: string): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#jid) {
+      this.#deps.sessions.remove(this);
+      this.#deps.onSessionEnd?.(this);
+      this.#log.debug({ jid: this.#jid.toString(), reason }, "c2s closed");
+    }
+  }
+}
+
+function saslFailure(condition: string, text?: string): Element {
+  const f = new Element("failure", NS_SASL);
+  f.c(condition);
+  if (text) f.c("text", { "xml:lang": "en" }).t(text);
+  return f;
+}
+
+function result(iq: Element): Element {
+  const attrs: Record<string, string> = { type: "result" };
+  if (iq.attrs["id"] !== undefined) attrs["id"] = iq.attrs["id"];
+  return new Element("iq", NS_CLIENT, attrs);
+}
+
+/** An error about the client's own stanza, sent straight back to it (from its own account). */
+function clientError(el: Element, jid: Jid, err: StanzaError): Element {
+  const reply = errorReply(el, err);
+  reply.attrs["to"] = jid.toString();
+  delete reply.attrs["from"];
+  return reply;
+}

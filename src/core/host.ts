@@ -1,0 +1,58 @@
+// A served virtual host: its disco features and identities, IQ handler table and module contexts.
+import type { Element } from "../xml/element.ts";
+import type { Config, HostConfig } from "./config/schema.ts";
+import type { Storage } from "../storage/types.ts";
+import type { Logger } from "./log.ts";
+import { parseJid, type Jid } from "../xmpp/jid.ts";
+import type { Identity, IqHandler, IqTarget, ModuleContext, ModuleDefinition } from "./module-api.ts";
+
+/** One served domain and what its modules registered. */
+export class Host {
+  readonly domain: string;
+  readonly jid: Jid;
+  readonly config: HostConfig;
+  readonly features = { host: new Set<string>(), account: new Set<string>() };
+  readonly identities: Identity[] = [];
+  readonly discoExtensions: (() => Element | undefined)[] = [];
+  readonly #iq = new Map<string, IqHandler>();
+  readonly #admins: Set<string>;
+
+  constructor(config: HostConfig) {
+    this.domain = config.domain;
+    this.jid = parseJid(config.domain);
+    this.config = config;
+    this.#admins = new Set(config.admins.map((a) => parseJid(a).bareString()));
+  }
+
+  /** The handler for an IQ of this type, target and payload, if any. */
+  iqHandler(type: string, target: IqTarget, ns: string, name: string): IqHandler | undefined {
+    return this.#iq.get(`${type} ${target} ${ns} ${name}`);
+  }
+
+  isAdmin(jid: Jid): boolean {
+    return this.#admins.has(jid.bareString());
+  }
+
+  /** Set up a module for this host with its own context. */
+  async load(mod: ModuleDefinition, deps: { config: Config; storage: Storage; log: Logger; send(stanza: Element): void }): Promise<void> {
+    const log = deps.log.child({ host: this.domain, module: mod.name });
+    const ctx: ModuleContext = {
+      host: this.domain,
+      config: deps.config,
+      hostConfig: this.config,
+      storage: deps.storage,
+      log,
+      handleIq: (type, target, ns, name, handler) => {
+        const key = `${type} ${target} ${ns} ${name}`;
+        if (this.#iq.has(key)) throw new Error(`${mod.name}: IQ ${key} is already handled`);
+        this.#iq.set(key, handler);
+      },
+      addFeature: (ns, target = "host") => void this.features[target].add(ns),
+      addIdentity: (identity) => void this.identities.push(identity),
+      addDiscoExtension: (form) => void this.discoExtensions.push(form),
+      send: deps.send,
+      isAdmin: (jid) => this.isAdmin(jid),
+    };
+    await mod.setup(ctx);
+  }
+}

@@ -1,0 +1,144 @@
+// Stanza routing by address (RFC 6120 §8, §10; RFC 6121 §8): the host, a local account, a session, a remote domain.
+// Senders are already authenticated and `from` stamped; the router never looks at connection types.
+import { Element } from "../xml/element.ts";
+import { StanzaError, errorReply } from "../xmpp/errors.ts";
+import { parseJid, type Jid } from "../xmpp/jid.ts";
+import type { Storage } from "../storage/types.ts";
+import type { Logger } from "./log.ts";
+import type { Host } from "./host.ts";
+import type { Origin } from "./module-api.ts";
+import type { SessionRegistry } from "./sessions.ts";
+
+/** The single entry point for stanzas on their way to a recipient. */
+export class Router {
+  readonly hosts: Map<string, Host>;
+  readonly sessions: SessionRegistry;
+  readonly #storage: Storage;
+  readonly #log: Logger;
+  /** Remote delivery; until federation is enabled, every remote domain is unreachable. */
+  remote: (stanza: Element, to: Jid, origin: Origin) => void = (stanza) => this.bounce(stanza, new StanzaError("remote-server-not-found"));
+
+  constructor(deps: { hosts: Map<string, Host>; sessions: SessionRegistry; storage: Storage; log: Logger }) {
+    this.hosts = deps.hosts;
+    this.sessions = deps.sessions;
+    this.#storage = deps.storage;
+    this.#log = deps.log;
+  }
+
+  /** Route a stanza whose `from` is set and trusted and whose `to` (if any) is a valid JID. */
+  async route(stanza: Element, from: Jid, to: Jid | undefined, origin: Origin): Promise<void> {
+    try {
+      if (to === undefined) return await this.#toSelf(stanza, from, origin);
+      const host = this.hosts.get(to.domain);
+      if (!host) return this.remote(stanza, to, origin);
+      if (to.local === "") {
+        if (to.resource !== "") return this.#unavailable(stanza);
+        return await this.#toHost(host, stanza, from, to, origin);
+      }
+      return await this.#toAccount(host, stanza, from, to, origin);
+    } catch (err) {
+      if (err instanceof StanzaError) return this.bounce(stanza, err);
+      this.#log.error({ err, stanza: stanza.name }, "routing failed");
+      this.bounce(stanza, new StanzaError("internal-server-error"));
+    }
+  }
+
+  /** A stanza without `to`: handled on behalf of the sender's account (RFC 6120 §10.3). */
+  async #toSelf(stanza: Element, from: Jid, origin: Origin): Promise<void> {
+    const host = this.hosts.get(from.domain);
+    if (!host) return;
+    const bare = from.bare;
+    if (stanza.name === "iq") return this.#iq(host, stanza, from, bare, "account", origin);
+    if (stanza.name === "message") return this.#toAccount(host, stanza, from, bare, origin);
+    // Presence without `to` is the session's own broadcast; the c2s session handles availability.
+  }
+
+  async #toHost(host: Host, stanza: Element, from: Jid, to: Jid, origin: Origin): Promise<void> {
+    if (stanza.name === "iq") return this.#iq(host, stanza, from, to, "host", origin);
+    if (stanza.name === "message") {
+      const type = stanza.attrs["type"];
+      // Messages to the server itself are answered, not dropped, unless no reply is allowed (RFC 6121 §8.5.1).
+      if (type !== "error" && type !== "groupchat" && type !== "headline") this.bounce(stanza, new StanzaError("service-unavailable"));
+    }
+    // Presence to the host: consumed here (server rosters handle it when enabled).
+  }
+
+  async #toAccount(host: Host, stanza: Element, from: Jid, to: Jid, origin: Origin): Promise<void> {
+    const bare = to.bareString();
+    const sessions = this.sessions.ofBare(bare);
+    if (to.resource !== "") {
+      const s = sessions.get(to.resource);
+      if (s) return s.deliver(stanza);
+      if (stanza.name === "iq") return this.#unavailable(stanza);
+      if (stanza.name === "presence") return; // RFC 6121 §8.5.3.2.3: silently ignored
+      // Message to an unknown resource: handled as if to the bare JID (RFC 6121 §8.5.3.2.1).
+    }
+    if (stanza.name === "iq") {
+      if (sessions.size === 0 && !(await this.#storage.accounts.get(host.domain, to.local))) return this.#unavailable(stanza);
+      return this.#iq(host, stanza, from, to.bare, "account", origin);
+    }
+    if (stanza.name === "message") {
+      let best: number | undefined;
+      for (const s of sessions.values()) if (s.available && s.priority >= 0 && (best === undefined || s.priority > best)) best = s.priority;
+      if (best !== undefined) {
+        for (const s of sessions.values()) if (s.available && s.priority === best) s.deliver(stanza);
+        return;
+      }
+      // TODO(#3): offline storage; until then the sender learns the message was not delivered.
+      return this.#unavailable(stanza);
+    }
+    // presence to an account: delivered to available sessions (subscriptions arrive with #3)
+    for (const s of sessions.values()) if (s.available) s.deliver(stanza);
+  }
+
+  async #iq(host: Host, iq: Element, from: Jid, to: Jid, target: "host" | "account", origin: Origin): Promise<void> {
+    const type = iq.attrs["type"];
+    if (type !== "get" && type !== "set") return; // results and errors to the server: nothing awaits them yet
+    const payload = iq.elements[0];
+    if (!payload) throw new StanzaError("bad-request");
+    const handler = host.iqHandler(type, target, payload.xmlns, payload.name);
+    if (!handler) throw new StanzaError("service-unavailable");
+    const result = await handler(iq, { from, to, origin, payload });
+    const attrs: Record<string, string> = { type: "result", to: from.toString() };
+    if (iq.attrs["to"] !== undefined) attrs["from"] = iq.attrs["to"];
+    if (iq.attrs["id"] !== undefined) attrs["id"] = iq.attrs["id"];
+    const reply = new Element("iq", iq.xmlns, attrs);
+    if (result) reply.children.push(result);
+    this.deliverReply(reply, from);
+  }
+
+  #unavailable(stanza: Element): void {
+    this.bounce(stanza, new StanzaError("service-unavailable"));
+  }
+
+  /** Send an error reply to the stanza's sender; never in reply to an error or a result (RFC 6120 §8.3.1). */
+  bounce(stanza: Element, err: StanzaError): void {
+    const type = stanza.attrs["type"];
+    if (type === "error" || (stanza.name === "iq" && type === "result")) return;
+    const from = stanza.attrs["from"];
+    if (!from) return;
+    const reply = errorReply(stanza, err);
+    // The server answers in the recipient's name; without `to` the reply comes from the sender's account.
+    if (!stanza.attrs["to"]) delete reply.attrs["from"];
+    this.routeReply(reply);
+  }
+
+  /** Route a reply whose `to` is a JID string we set ourselves. */
+  routeReply(reply: Element): void {
+    const to = parseJid(reply.attrs["to"]!);
+    this.deliverReply(reply, to);
+  }
+
+  /** Deliver a server-generated reply to its addressee (a local session, or remote). */
+  deliverReply(reply: Element, to: Jid): void {
+    const host = this.hosts.get(to.domain);
+    if (!host) {
+      this.remote(reply, to, { kind: "local", jid: to });
+      return;
+    }
+    if (to.resource !== "") {
+      this.sessions.get(to)?.deliver(reply);
+      return;
+    }
+  }
+}

@@ -1,0 +1,51 @@
+// XEP-0030: Service Discovery <https://xmpp.org/extensions/xep-0030.html> (§3 info, §4 items) on the host
+// and on local accounts, with XEP-0128 extended info forms (e.g. XEP-0157 contact addresses).
+import { Element } from "../../xml/element.ts";
+import { StanzaError } from "../../xmpp/errors.ts";
+import { NS_DISCO_INFO, NS_DISCO_ITEMS } from "../../xmpp/ns.ts";
+import { defineModule, type ModuleContext } from "../../core/module-api.ts";
+import type { Host } from "../../core/host.ts";
+
+/** disco#info and disco#items for one host; needs the Host to read what every module registered. */
+export function discoModule(host: Host) {
+  return defineModule({
+    name: "disco",
+    protocol: [{ xep: 30, version: "2.5rc3" }, { xep: 128, version: "1.0.1" }],
+    setup(ctx: ModuleContext) {
+      ctx.addIdentity({ category: "server", type: "im", name: ctx.config.server_info.name });
+      ctx.addFeature(NS_DISCO_INFO);
+      ctx.addFeature(NS_DISCO_ITEMS);
+      ctx.addFeature(NS_DISCO_INFO, "account");
+      ctx.addFeature(NS_DISCO_ITEMS, "account");
+
+      ctx.handleIq("get", "host", NS_DISCO_INFO, "query", (_iq, { payload }) => {
+        if (payload.attrs["node"] !== undefined) throw new StanzaError("item-not-found");
+        const q = new Element("query", NS_DISCO_INFO);
+        for (const id of host.identities) q.c("identity", { category: id.category, type: id.type, ...(id.name ? { name: id.name } : {}) });
+        for (const f of [...host.features.host].sort()) q.c("feature", { var: f });
+        for (const ext of host.discoExtensions) {
+          const form = ext();
+          if (form) q.children.push(form);
+        }
+        return q;
+      });
+      ctx.handleIq("get", "host", NS_DISCO_ITEMS, "query", (_iq, { payload }) => {
+        if (payload.attrs["node"] !== undefined) throw new StanzaError("item-not-found");
+        return new Element("query", NS_DISCO_ITEMS);
+      });
+      // Accounts (RFC 6121 gives no presence leak here: only the account's owner gets the full answer).
+      ctx.handleIq("get", "account", NS_DISCO_INFO, "query", (_iq, { from, to, payload }) => {
+        if (payload.attrs["node"] !== undefined) throw new StanzaError("item-not-found");
+        if (!from.bare.equals(to.bare)) throw new StanzaError("service-unavailable");
+        const q = new Element("query", NS_DISCO_INFO);
+        q.c("identity", { category: "account", type: "registered" });
+        for (const f of [...host.features.account].sort()) q.c("feature", { var: f });
+        return q;
+      });
+      ctx.handleIq("get", "account", NS_DISCO_ITEMS, "query", (_iq, { from, to }) => {
+        if (!from.bare.equals(to.bare)) throw new StanzaError("service-unavailable");
+        return new Element("query", NS_DISCO_ITEMS);
+      });
+    },
+  });
+}

@@ -1,0 +1,260 @@
+// An XML stream over a socket (RFC 6120 §4): bytes in → parsed elements out, elements in → bytes out.
+// Handles stream headers, restarts, stream errors and closing, and the STARTTLS socket upgrade (§5).
+// Knows nothing of c2s or s2s negotiation: the session layer above drives it.
+import type { Socket } from "node:net";
+import { TLSSocket, type SecureContext } from "node:tls";
+import { randomBytes } from "node:crypto";
+import { StreamParser, XmlError, type ParserLimits } from "../xml/parser.ts";
+import { escapeAttr, serialize, type Element } from "../xml/element.ts";
+import { StreamError } from "../xmpp/errors.ts";
+import { NS_STREAM } from "../xmpp/ns.ts";
+
+/** What the session layer receives from a connection. */
+export interface ConnectionHandlers {
+  /** The peer opened (or reopened) its stream. Throw StreamError to refuse it. */
+  streamOpen(attrs: Record<string, string>, info: { name: string; uri: string; contentNs: string | undefined }): void;
+  /** A top-level element (stanza or negotiation element). May return a promise; elements are handled in order. */
+  element(el: Element): void | Promise<void>;
+  /** The connection is gone (after close or error); called once. */
+  closed(reason: string): void;
+}
+
+export interface ConnectionOptions {
+  /** Content namespace of the stream: jabber:client or jabber:server. */
+  contentNs: string;
+  limits: Partial<ParserLimits>;
+  /** Log sink for protocol-level problems. */
+  log?: { debug(obj: object, msg: string): void };
+}
+
+const CLOSE = Symbol("close");
+
+/** Random stream id (RFC 6120 §4.7.3: unpredictable). */
+export function newStreamId(): string {
+  return randomBytes(12).toString("base64url");
+}
+
+/** One XML stream on one socket; replaced socket on STARTTLS, new parser on every restart. */
+export class Connection {
+  socket: Socket;
+  readonly contentNs: string;
+  readonly remoteAddress: string;
+  streamId = "";
+  #handlers: ConnectionHandlers;
+  #parser: StreamParser;
+  #headerSent = false;
+  #closing = false;
+  #closed = false;
+  #queue: (Element | typeof CLOSE)[] = [];
+  #processing = false;
+  #paused = false;
+  #dropUntilRestart = false;
+  #log: ConnectionOptions["log"];
+  #onData = (chunk: Buffer) => this.#data(chunk);
+
+  constructor(socket: Socket, handlers: ConnectionHandlers, opts: ConnectionOptions) {
+    this.socket = socket;
+    this.contentNs = opts.contentNs;
+    this.remoteAddress = socket.remoteAddress ?? "unknown";
+    this.#handlers = handlers;
+    this.#log = opts.log;
+    this.#parser = new StreamParser(
+      {
+        rootOpen: (name, uri, attrs, ns) => this.#rootOpen(name, uri, attrs, ns),
+        element: (el) => this.#element(el),
+        rootClose: () => this.#enqueue(CLOSE),
+      },
+      opts.limits,
+    );
+    this.#attach(socket);
+  }
+
+  /** Whether the socket is TLS-protected. */
+  get secure(): boolean {
+    return this.socket instanceof TLSSocket && this.socket.encrypted;
+  }
+
+  /** Whether close() has begun. */
+  get closing(): boolean {
+    return this.#closing || this.#closed;
+  }
+
+  /** Change parser limits, e.g. after authentication. */
+  setLimits(limits: Partial<ParserLimits>): void {
+    Object.assign(this.#parser.limits, limits);
+  }
+
+  #attach(socket: Socket): void {
+    socket.on("data", this.#onData);
+    socket.on("error", (err) => this.#destroy(`socket error: ${err.message}`));
+    socket.on("close", () => this.#destroy("socket closed"));
+    socket.on("end", () => this.#destroy("peer ended connection"));
+  }
+
+  #data(chunk: Buffer): void {
+    if (this.#closed || this.#dropUntilRestart) return;
+    try {
+      this.#parser.write(chunk);
+    } catch (err) {
+      if (err instanceof StreamError) this.streamError(err);
+      else if (err instanceof XmlError) this.streamError(new StreamError(err.condition, { text: err.message }));
+      else this.streamError(new StreamError("internal-server-error"));
+    }
+  }
+
+  #rootOpen(name: string, uri: string, attrs: Record<string, string>, ns: Record<string, string>): void {
+    if (this.#closing) return;
+    this.#handlers.streamOpen(attrs, { name, uri, contentNs: ns[""] });
+  }
+
+  #element(el: Element): void {
+    if (this.#closing || this.#dropUntilRestart) return;
+    this.#enqueue(el);
+  }
+
+  /**
+   * Elements are handled after the parser returns (never inside its callbacks), one at a time, so async
+   * handlers keep stanza order and a handler may reset the parser (restart, STARTTLS) safely.
+   */
+  #enqueue(item: Element | typeof CLOSE): void {
+    this.#queue.push(item);
+    if (!this.#processing) {
+      this.#processing = true;
+      queueMicrotask(() => void this.#drain());
+    }
+  }
+
+  /** Handle queued elements one at a time, so async handlers keep stanza order. */
+  async #drain(): Promise<void> {
+    try {
+      while (this.#queue.length > 0 && !this.#closing) {
+        const el = this.#queue.shift()!;
+        if (el === CLOSE) {
+          this.close("peer closed the stream");
+          break;
+        }
+        try {
+          const r = this.#handlers.element(el);
+          if (r) await r;
+        } catch (err) {
+          if (err instanceof StreamError) this.streamError(err);
+          else {
+            this.#log?.debug({ err }, "element handler failed");
+            this.streamError(new StreamError("internal-server-error"));
+          }
+        }
+        if (this.#queue.length > 1000 && !this.#paused) {
+          this.#paused = true;
+          this.socket.pause();
+        }
+      }
+    } finally {
+      this.#processing = false;
+      if (this.#paused && !this.#closed) {
+        this.#paused = false;
+        this.socket.resume();
+      }
+    }
+  }
+
+  /** Send our stream header (response or initiation). */
+  sendHeader(attrs: Record<string, string | undefined>): void {
+    if (!this.streamId) this.streamId = newStreamId();
+    let s = `<?xml version='1.0'?><stream:stream xmlns='${this.contentNs}' xmlns:stream='${NS_STREAM}'`;
+    for (const k in attrs) {
+      const v = attrs[k];
+      if (v !== undefined) s += ` ${k}='${escapeAttr(v)}'`;
+    }
+    this.write(s + ">");
+    this.#headerSent = true;
+  }
+
+  /** Whether our header has been sent on the current stream. */
+  get headerSent(): boolean {
+    return this.#headerSent;
+  }
+
+  /** Serialise and send an element in the stream's content namespace. */
+  send(el: Element): void {
+    if (this.#closed) return;
+    this.write(serialize(el, this.contentNs));
+  }
+
+  /** Send raw text (stream framing only; stanzas go through send()). */
+  write(text: string): void {
+    if (this.#closed || this.socket.destroyed) return;
+    this.socket.write(text);
+  }
+
+  /** Prepare a stream restart (RFC 6120 §4.3.3): a new parser and a new header from us. */
+  restart(): void {
+    this.#parser.reset();
+    this.#queue.length = 0;
+    this.#headerSent = false;
+    this.streamId = "";
+    this.#dropUntilRestart = false;
+  }
+
+  /** Drop everything else the peer sent on this stream (after <starttls/> or SASL success, until the restart). */
+  ignoreRest(): void {
+    this.#dropUntilRestart = true;
+    this.#queue.length = 0;
+  }
+
+  /** STARTTLS (RFC 6120 §5.4.3.3): wrap the TCP socket in TLS as the server; resolves when the handshake is done. */
+  upgradeToTls(opts: { secureContext: SecureContext; SNICallback?: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void }): Promise<void> {
+    const raw = this.socket;
+    raw.removeListener("data", this.#onData);
+    raw.removeAllListeners("end");
+    raw.removeAllListeners("close");
+    raw.removeAllListeners("error");
+    this.restart();
+    const tlsOpts: import("node:tls").TLSSocketOptions = { isServer: true, secureContext: opts.secureContext };
+    if (opts.SNICallback) tlsOpts.SNICallback = opts.SNICallback;
+    const secure = new TLSSocket(raw, tlsOpts);
+    this.socket = secure;
+    return new Promise((resolve, reject) => {
+      secure.once("secure", () => {
+        secure.disableRenegotiation();
+        this.#attach(secure);
+        resolve();
+      });
+      secure.once("error", (err) => {
+        this.#destroy(`TLS handshake failed: ${err.message}`);
+        reject(err);
+      });
+    });
+  }
+
+  /** Send a stream error and close (RFC 6120 §4.9): header first when none was sent yet. */
+  streamError(err: StreamError): void {
+    if (this.#closing || this.#closed) return;
+    if (!this.#headerSent) this.sendHeader({ version: "1.0" });
+    this.#log?.debug({ condition: err.condition, text: err.text, remote: this.remoteAddress }, "stream error");
+    this.write(serialize(err.toElement(), this.contentNs));
+    this.close(`stream error: ${err.condition}`);
+  }
+
+  /** Close the stream: send </stream:stream>, end the socket, force-destroy after a grace period. */
+  close(reason = "closed"): void {
+    if (this.#closing || this.#closed) return;
+    this.#closing = true;
+    if (!this.#headerSent) this.sendHeader({ version: "1.0" });
+    this.write("</stream:stream>");
+    this.socket.end();
+    const timer = setTimeout(() => this.#destroy(reason), 2000);
+    timer.unref();
+    this.socket.once("close", () => {
+      clearTimeout(timer);
+      this.#destroy(reason);
+    });
+  }
+
+  #destroy(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#queue.length = 0;
+    if (!this.socket.destroyed) this.socket.destroy();
+    this.#handlers.closed(reason);
+  }
+}

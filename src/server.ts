@@ -1,0 +1,118 @@
+// Composition root: builds hosts, storage, router and listeners from a validated config.
+import type { Server as NetServer, AddressInfo, Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+import type { Config } from "./core/config/schema.ts";
+import type { Logger } from "./core/log.ts";
+import type { Storage } from "./storage/types.ts";
+import { openStorage } from "./storage/open.ts";
+import { loadCertificates } from "./core/certs.ts";
+import { TlsContexts } from "./core/tls-contexts.ts";
+import { Host } from "./core/host.ts";
+import { Router } from "./core/router.ts";
+import { SessionRegistry } from "./core/sessions.ts";
+import { AuthThrottle } from "./core/auth-throttle.ts";
+import { C2sSession, type C2sDeps } from "./core/c2s.ts";
+import { listen } from "./net/listen.ts";
+import type { ModuleDefinition } from "./core/module-api.ts";
+import { discoModule } from "./modules/disco/mod.ts";
+import ping from "./modules/ping/mod.ts";
+import version from "./modules/version/mod.ts";
+import contactInfo from "./modules/contact-info/mod.ts";
+
+/** Where each listener ended up (useful with port 0 in tests). */
+export interface BoundAddresses {
+  c2s: AddressInfo[];
+  c2sDirectTls: AddressInfo[];
+}
+
+/** A running Comity server. */
+export class ComityServer {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly storage: Storage;
+  readonly hosts: Map<string, Host>;
+  readonly sessions = new SessionRegistry();
+  readonly router: Router;
+  readonly #tls: TlsContexts;
+  readonly #listeners: NetServer[] = [];
+  readonly addresses: BoundAddresses = { c2s: [], c2sDirectTls: [] };
+  #stopping = false;
+
+  private constructor(config: Config, log: Logger, storage: Storage, tls: TlsContexts) {
+    this.config = config;
+    this.log = log;
+    this.storage = storage;
+    this.#tls = tls;
+    this.hosts = new Map(config.hosts.map((h) => [h.domain, new Host(h)]));
+    this.router = new Router({ hosts: this.hosts, sessions: this.sessions, storage, log });
+  }
+
+  /** Open storage, load or generate certificates and set up every host's modules. */
+  static async create(config: Config, log: Logger, opts: { storage?: Storage } = {}): Promise<ComityServer> {
+    const storage = opts.storage ?? (await openStorage({ dataDir: config.data_dir }));
+    const certs = await loadCertificates(config, log);
+    const server = new ComityServer(config, log, storage, new TlsContexts(certs));
+    for (const host of server.hosts.values()) {
+      const modules: ModuleDefinition[] = [discoModule(host), ping, version, contactInfo];
+      for (const mod of modules) {
+        await host.load(mod, { config, storage, log, send: (stanza) => server.router.routeReply(stanza) });
+      }
+    }
+    return server;
+  }
+
+  #c2sDeps!: C2sDeps;
+  readonly #clients = new Set<C2sSession>();
+
+  #accept = (socket: Socket): void => {
+    if (this.#stopping) {
+      socket.destroy();
+      return;
+    }
+    const session = new C2sSession(socket, this.#c2sDeps);
+    this.#clients.add(session);
+    socket.once("close", () => this.#clients.delete(session));
+  };
+
+  /** Start every listener; resolves when all accept connections. */
+  async listen(): Promise<BoundAddresses> {
+    this.#c2sDeps = {
+      config: this.config,
+      hosts: this.hosts,
+      router: this.router,
+      sessions: this.sessions,
+      storage: this.storage,
+      log: this.log,
+      tls: this.#tls,
+      throttle: new AuthThrottle({ baseDelayMs: this.config.auth.failure_delay_ms }),
+    };
+    for (const addr of this.config.c2s.listen) {
+      const { server, address } = await listen(addr, this.#accept);
+      this.#listeners.push(server);
+      this.addresses.c2s.push(address);
+    }
+    for (const addr of this.config.c2s.direct_tls) {
+      const { server, address } = await listen(addr, (s) => this.#accept(s as TLSSocket), {
+        SNICallback: this.#tls.sni,
+        secureContext: this.#tls.for(undefined),
+        ALPNProtocols: ["xmpp-client"],
+        minVersion: "TLSv1.2",
+      });
+      this.#listeners.push(server);
+      this.addresses.c2sDirectTls.push(address);
+    }
+    return this.addresses;
+  }
+
+  /** Close listeners, end every session with <system-shutdown/>, flush and close storage. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    for (const l of this.#listeners) l.close();
+    for (const s of [...this.#clients]) s.kick("system-shutdown", "server is shutting down");
+    const deadline = Date.now() + 3000;
+    while (this.#clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const s of this.#clients) s.conn.socket.destroy();
+    await this.storage.close();
+  }
+}
