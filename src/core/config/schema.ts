@@ -7,7 +7,7 @@ const ListenAddr = Type.String({
   pattern: "^(\\[[0-9a-fA-F:.]+\\]|[^\\s:\\[\\]]+):[0-9]{1,5}$",
 });
 
-const ContactList = Type.Array(Type.String({ minLength: 1 }), { default: [] });
+const ContactList = Type.Array(Type.String({ minLength: 1 }), { default: [], description: "URIs for this role" });
 
 export const HostSchema = Type.Object(
   {
@@ -26,7 +26,10 @@ export const HostSchema = Type.Object(
       { default: {}, additionalProperties: false, description: "XEP-0157 contact addresses (URIs: xmpp:, mailto:, https:)" },
     ),
     tls: Type.Optional(
-      Type.Object({ cert: Type.String(), key: Type.String() }, { additionalProperties: false, description: "Certificate for this host (defaults to the global `tls`)" }),
+      Type.Object(
+        { cert: Type.String({ description: "PEM certificate chain" }), key: Type.String({ description: "PEM private key" }) },
+        { additionalProperties: false, description: "Certificate for this host (defaults to the global `tls`)" },
+      ),
     ),
   },
   { additionalProperties: false },
@@ -56,13 +59,16 @@ export const ConfigSchema = Type.Object(
         auth_attempts: Type.Integer({ minimum: 1, default: 3, description: "Failed SASL attempts on one stream before it is closed" }),
         handshake_timeout: Type.Integer({ minimum: 1, default: 60, description: "Seconds a stream may take to authenticate and bind" }),
       },
-      { default: {}, additionalProperties: false },
+      { default: {}, additionalProperties: false, description: "Client connections (RFC 6120)" },
     ),
     s2s: Type.Object(
       {
         listen: Type.Array(ListenAddr, { default: ["0.0.0.0:5269"], description: "Server-to-server listeners" }),
         direct_tls: Type.Array(ListenAddr, { default: [], description: "Server listeners with direct TLS (XEP-0368)" }),
-        encryption: Type.Union([Type.Literal("required"), Type.Literal("optional")], { default: "required" }),
+        encryption: Type.Union([Type.Literal("required"), Type.Literal("optional")], {
+          default: "required",
+          description: "`optional` allows links without TLS (dialback over plaintext; testing only)",
+        }),
         verify_certificates: Type.Boolean({ default: true, description: "false: accept self-signed peers (dialback still proves the domain)" }),
         ca_file: Type.Optional(Type.String({ description: "Extra trusted CA certificates (PEM) for peer certificates" })),
         routes: Type.Record(Type.String(), ListenAddr, { default: {}, description: "Static peer addresses (domain → host:port), bypass DNS" }),
@@ -70,11 +76,11 @@ export const ConfigSchema = Type.Object(
         max_stanza_size: Type.Integer({ minimum: 1024, default: 524288, description: "Largest stanza accepted from a peer, bytes" }),
         idle_timeout: Type.Integer({ minimum: 10, default: 600, description: "Seconds before an idle link is closed" }),
       },
-      { default: {}, additionalProperties: false },
+      { default: {}, additionalProperties: false, description: "Server-to-server connections (federation)" },
     ),
     http: Type.Object(
       { listen: Type.Array(ListenAddr, { default: [], description: "HTTP listeners: WebSocket /xmpp-websocket, /admin, /api" }) },
-      { default: {}, additionalProperties: false },
+      { default: {}, additionalProperties: false, description: "HTTP server" },
     ),
     auth: Type.Object(
       {
@@ -85,7 +91,7 @@ export const ConfigSchema = Type.Object(
         scram_iterations: Type.Integer({ minimum: 4096, default: 4096, description: "PBKDF2 iteration count for new SCRAM credentials" }),
         failure_delay_ms: Type.Integer({ minimum: 0, default: 1000, description: "Base delay after repeated failures from one address (doubles, capped at 30 s)" }),
       },
-      { default: {}, additionalProperties: false },
+      { default: {}, additionalProperties: false, description: "Accounts and passwords" },
     ),
     limits: Type.Object(
       {
@@ -93,11 +99,11 @@ export const ConfigSchema = Type.Object(
         max_children: Type.Integer({ minimum: 8, default: 1024, description: "Most child nodes of one element" }),
         max_attributes: Type.Integer({ minimum: 4, default: 64, description: "Most attributes on one element" }),
       },
-      { default: {}, additionalProperties: false },
+      { default: {}, additionalProperties: false, description: "Parser limits for every stream" },
     ),
     buddies: Type.Object(
       { reciprocate: Type.Boolean({ default: true, description: "Subscribe back after an admin approves a peer (XEP-0267 SHOULD)" }) },
-      { default: {}, additionalProperties: false },
+      { default: {}, additionalProperties: false, description: "Server rosters (XEP-0267)" },
     ),
     federation: Type.Object(
       {
@@ -106,14 +112,14 @@ export const ConfigSchema = Type.Object(
           description: "`buddies-only`: s2s only with approved peers (the trust handshake itself is still allowed)",
         }),
       },
-      { default: {}, additionalProperties: false },
+      { default: {}, additionalProperties: false, description: "Which peers may connect" },
     ),
     log: Type.Object(
       {
-        level: Type.Union(["trace", "debug", "info", "warn", "error", "fatal"].map((l) => Type.Literal(l)), { default: "info" }),
+        level: Type.Union(["trace", "debug", "info", "warn", "error", "fatal"].map((l) => Type.Literal(l)), { default: "info", description: "Least severe level written" }),
         format: Type.Union([Type.Literal("json"), Type.Literal("pretty")], { default: "json", description: "`json` (one object per line) or `pretty` (human-readable)" }),
       },
-      { default: {}, additionalProperties: false },
+      { default: {}, additionalProperties: false, description: "Logging (to stdout)" },
     ),
     control_socket: Type.Optional(Type.String({ description: "Unix socket the CLI uses to reach the running server (default data_dir/comity.sock)" })),
     server_info: Type.Object(
@@ -121,7 +127,7 @@ export const ConfigSchema = Type.Object(
         name: Type.String({ default: "Comity", description: "Software name in XEP-0092 answers" }),
         hide_os: Type.Boolean({ default: false, description: "Omit the operating system from XEP-0092 answers" }),
       },
-      { default: {}, additionalProperties: false },
+      { default: {}, additionalProperties: false, description: "Software version answers (XEP-0092)" },
     ),
   },
   { additionalProperties: false },
