@@ -88,7 +88,7 @@ test("duplicate hosts, non-bare admin JIDs, bad domains and bad ports are reject
   assert.match(text, /hosts\[1\]\.domain: duplicate of hosts\[0\]/);
   assert.match(text, /hosts\[2\]\.domain: must be lowercase/);
   assert.match(text, /hosts\[3\]\.domain: not a valid domain/);
-  assert.match(text, /c2s\.listen\[0\]: port must be 1\.\.65535/);
+  assert.match(text, /c2s\.listen\[0\]: port must be 0\.\.65535/);
   assert.match(text, /s2s\.direct_tls\[0\]: .*already used by s2s\.listen\[0\]/);
 });
 

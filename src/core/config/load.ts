@@ -236,7 +236,9 @@ function semanticProblems(config: Config): string[] {
     addrs.forEach((addr, i) => {
       const where = `${key}[${i}]`;
       const parsed = parseListenAddress(addr);
-      if (parsed.port < 1 || parsed.port > 65535) problems.push(`${where}: port must be 1..65535 (got ${parsed.port})`);
+      // Port 0 asks the system for a free port (tests); it never clashes with another listener.
+      if (parsed.port > 65535) problems.push(`${where}: port must be 0..65535 (got ${parsed.port})`);
+      if (parsed.port === 0) return;
       const norm = `${parsed.host.toLowerCase()}:${parsed.port}`;
       const other = used.get(norm);
       if (other !== undefined) problems.push(`${where}: ${addr} is already used by ${other}`);
