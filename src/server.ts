@@ -94,7 +94,7 @@ export class ComityServer {
     for (const addr of this.config.c2s.direct_tls) {
       const { server, address } = await listen(addr, (s) => this.#accept(s as TLSSocket), {
         SNICallback: this.#tls.sni,
-        secureContext: this.#tls.for(undefined),
+        ...this.#tls.defaultPair,
         ALPNProtocols: ["xmpp-client"],
         minVersion: "TLSv1.2",
       });

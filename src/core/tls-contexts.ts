@@ -6,16 +6,21 @@ import type { HostCertificate } from "./certs.ts";
 export class TlsContexts {
   readonly #byDomain = new Map<string, SecureContext>();
   readonly #default: SecureContext;
+  /** The default certificate and key (tls.createServer needs them directly; SNI picks the others). */
+  readonly defaultPair: { cert: string; key: string };
 
   constructor(certs: Map<string, HostCertificate>) {
     let first: SecureContext | undefined;
+    let pair: { cert: string; key: string } | undefined;
     for (const [domain, c] of certs) {
       const ctx = createSecureContext({ cert: c.cert, key: c.key, minVersion: "TLSv1.2" });
       this.#byDomain.set(domain, ctx);
       first ??= ctx;
+      pair ??= { cert: c.cert, key: c.key };
     }
-    if (!first) throw new Error("no certificate for any host");
+    if (!first || !pair) throw new Error("no certificate for any host");
     this.#default = first;
+    this.defaultPair = pair;
   }
 
   /** The context for a domain: exact match, else its parent domain (subdomain services), else the default. */

@@ -1,0 +1,128 @@
+// Test kit: a raw XMPP byte-level client for negative tests (send exact bytes, read what comes back).
+import { connect as netConnect, type Socket } from "node:net";
+import { connect as tlsConnect, type TLSSocket } from "node:tls";
+
+export const HEADER = (to = "localhost") =>
+  `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${to}' version='1.0'>`;
+
+/** A socket with a text buffer and helpers to wait for a pattern or for the close. */
+export class RawClient {
+  socket: Socket | TLSSocket;
+  buffer = "";
+  closed = false;
+  #waiters: (() => void)[] = [];
+
+  private constructor(socket: Socket | TLSSocket) {
+    this.socket = socket;
+    this.#attach(socket);
+  }
+
+  #attach(socket: Socket | TLSSocket): void {
+    socket.setEncoding("utf8");
+    socket.on("data", (d: string) => {
+      this.buffer += d;
+      this.#wake();
+    });
+    socket.on("close", () => {
+      this.closed = true;
+      this.#wake();
+    });
+    socket.on("error", () => {});
+  }
+
+  #wake(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
+
+  static connect(port: number, opts: { tls?: boolean } = {}): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const s = opts.tls
+        ? tlsConnect({ host: "127.0.0.1", port, rejectUnauthorized: false, servername: "localhost" }, () => resolve(new RawClient(s)))
+        : netConnect({ host: "127.0.0.1", port }, () => resolve(new RawClient(s)));
+      s.once("error", reject);
+    });
+  }
+
+  send(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  /** Wait until the buffer matches, or the connection closes, or the timeout passes; returns the match. */
+  async waitFor(re: RegExp, timeoutMs = 5000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = this.buffer.match(re);
+      if (m) return m;
+      if (this.closed) throw new Error(`closed before ${re}; got: ${this.buffer}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timeout waiting for ${re}; got: ${this.buffer}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+
+  /** Wait for the server to close the connection. */
+  async waitClosed(timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closed) {
+      if (Date.now() > deadline) throw new Error(`not closed; got: ${this.buffer}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /** STARTTLS: send <starttls/>, wait for <proceed/>, then wrap the socket. */
+  async starttls(): Promise<void> {
+    this.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    await this.waitFor(/<proceed[^>]*\/>/);
+    const plain = this.socket;
+    plain.removeAllListeners("data");
+    plain.removeAllListeners("close");
+    this.buffer = "";
+    const secure = await new Promise<TLSSocket>((resolve, reject) => {
+      const s = tlsConnect({ socket: plain, rejectUnauthorized: false, servername: "localhost" }, () => resolve(s));
+      s.once("error", reject);
+    });
+    this.socket = secure;
+    this.#attach(secure);
+  }
+
+  /** PLAIN authentication (after TLS) and a stream restart; returns after the new features. */
+  async authPlain(user: string, password: string, to = "localhost"): Promise<boolean> {
+    const b64 = Buffer.from(`\0${user}\0${password}`).toString("base64");
+    this.buffer = "";
+    this.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${b64}</auth>`);
+    const m = await this.waitFor(/<success[^>]*\/>|<success[^>]*>[^<]*<\/success>|<failure[\s\S]*?<\/failure>/);
+    if (!m[0].startsWith("<success")) return false;
+    this.buffer = "";
+    this.send(HEADER(to));
+    await this.waitFor(/<\/stream:features>/);
+    return true;
+  }
+
+  /** Full login over STARTTLS with PLAIN and bind; returns the bound JID. */
+  static async login(port: number, user: string, password: string, resource = "raw"): Promise<{ client: RawClient; jid: string }> {
+    const c = await RawClient.connect(port);
+    c.send(HEADER());
+    await c.waitFor(/<\/stream:features>/);
+    await c.starttls();
+    c.send(HEADER());
+    await c.waitFor(/<\/stream:features>/);
+    if (!(await c.authPlain(user, password))) throw new Error("auth failed");
+    c.buffer = "";
+    c.send(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`);
+    const m = await c.waitFor(/<jid>([^<]+)<\/jid>/);
+    c.buffer = "";
+    return { client: c, jid: m[1]! };
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
