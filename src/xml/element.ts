@@ -126,11 +126,15 @@ function serializeAttrs(attrs: Record<string, string>): string {
 /** Serialise an element tree to a string (the only way stanzas reach the wire). */
 export function serialize(el: Element, parentNs = ""): string {
   let out = "<" + el.name;
-  if (el.xmlns !== parentNs) out += ` xmlns='${escapeAttr(el.xmlns)}'`;
+  // A prefixed name (stream:features, stream:error) uses a prefix bound on the stream root, so the default
+  // namespace in scope does not change for it or its children.
+  const prefixed = el.name.includes(":");
+  const ns = prefixed ? parentNs : el.xmlns;
+  if (!prefixed && el.xmlns !== parentNs) out += ` xmlns='${escapeAttr(el.xmlns)}'`;
   out += serializeAttrs(el.attrs);
   if (el.children.length === 0) return out + "/>";
   out += ">";
-  for (const c of el.children) out += typeof c === "string" ? escapeText(c) : serialize(c, el.xmlns);
+  for (const c of el.children) out += typeof c === "string" ? escapeText(c) : serialize(c, ns);
   return out + "</" + el.name + ">";
 }
 

@@ -149,9 +149,9 @@ export class StreamParser {
         throw new XmlError("policy-violation", this.#depth === 0 ? "stream header too large" : `stanza larger than ${this.limits.maxStanzaSize} characters`);
       }
     } catch (err) {
-      const e = err instanceof XmlError ? err : new XmlError("not-well-formed", err instanceof Error ? err.message : String(err));
-      this.#failed = e;
-      throw e;
+      // A handler's own error (e.g. a StreamError refusing the stream header) passes through unchanged.
+      this.#failed = err instanceof XmlError ? err : new XmlError("not-well-formed", "stream already failed");
+      throw err;
     }
   }
 
