@@ -13,11 +13,8 @@ import { SessionRegistry } from "./core/sessions.ts";
 import { AuthThrottle } from "./core/auth-throttle.ts";
 import { C2sSession, type C2sDeps } from "./core/c2s.ts";
 import { listen } from "./net/listen.ts";
-import type { ModuleDefinition } from "./core/module-api.ts";
-import { discoModule } from "./modules/disco/mod.ts";
-import ping from "./modules/ping/mod.ts";
-import version from "./modules/version/mod.ts";
-import contactInfo from "./modules/contact-info/mod.ts";
+import { Events } from "./core/events.ts";
+import { builtinModules } from "./modules/builtin.ts";
 
 /** Where each listener ended up (useful with port 0 in tests). */
 export interface BoundAddresses {
@@ -32,6 +29,7 @@ export class ComityServer {
   readonly storage: Storage;
   readonly hosts: Map<string, Host>;
   readonly sessions = new SessionRegistry();
+  readonly events = new Events();
   readonly router: Router;
   readonly #tls: TlsContexts;
   readonly #listeners: NetServer[] = [];
@@ -44,7 +42,7 @@ export class ComityServer {
     this.storage = storage;
     this.#tls = tls;
     this.hosts = new Map(config.hosts.map((h) => [h.domain, new Host(h)]));
-    this.router = new Router({ hosts: this.hosts, sessions: this.sessions, storage, log });
+    this.router = new Router({ hosts: this.hosts, sessions: this.sessions, storage, log, events: this.events });
   }
 
   /** Open storage, load or generate certificates and set up every host's modules. */
@@ -53,9 +51,8 @@ export class ComityServer {
     const certs = await loadCertificates(config, log);
     const server = new ComityServer(config, log, storage, new TlsContexts(certs));
     for (const host of server.hosts.values()) {
-      const modules: ModuleDefinition[] = [discoModule(host), ping, version, contactInfo];
-      for (const mod of modules) {
-        await host.load(mod, { config, storage, log, send: (stanza) => server.router.routeReply(stanza) });
+      for (const mod of builtinModules(host)) {
+        await host.load(mod, { config, storage, log, events: server.events, sessions: server.sessions, send: (stanza) => server.router.send(stanza) });
       }
     }
     return server;
@@ -85,6 +82,7 @@ export class ComityServer {
       log: this.log,
       tls: this.#tls,
       throttle: new AuthThrottle({ baseDelayMs: this.config.auth.failure_delay_ms }),
+      events: this.events,
     };
     for (const addr of this.config.c2s.listen) {
       const { server, address } = await listen(addr, this.#accept);

@@ -18,6 +18,7 @@ import type { LocalSession, SessionRegistry } from "./sessions.ts";
 import type { Storage } from "../storage/types.ts";
 import type { TlsContexts } from "./tls-contexts.ts";
 import type { AuthThrottle } from "./auth-throttle.ts";
+import type { Events } from "./events.ts";
 
 /** What every client session shares. */
 export interface C2sDeps {
@@ -29,8 +30,7 @@ export interface C2sDeps {
   log: Logger;
   tls: TlsContexts;
   throttle: AuthThrottle;
-  /** Called when a session is bound, changes availability or ends (presence modules hook here). */
-  onSessionEnd?: (session: C2sSession) => void;
+  events: Events;
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -51,6 +51,9 @@ export class C2sSession implements LocalSession {
   #authInFlight = false;
   priority = 0;
   available = false;
+  presence: Element | undefined;
+  interested = false;
+  readonly directed = new Set<string>();
 
   constructor(socket: Socket, deps: C2sDeps) {
     this.#deps = deps;
@@ -298,6 +301,7 @@ export class C2sSession implements LocalSession {
     reply.c("bind", {}, NS_BIND).c("jid").t(jid.toString());
     c.send(reply);
     this.#log.debug({ jid: jid.toString() }, "c2s bound");
+    void this.#deps.events.fire("session/bound", { session: this });
   }
 
   /** RFC 6120 §8.1: validate addressing, stamp `from`, then route. */
@@ -337,22 +341,32 @@ export class C2sSession implements LocalSession {
         this.deliver(clientError(el, jid, new StanzaError("bad-request", { text: "iq get/set must have exactly one child" })));
         return;
       }
-    } else if (el.name === "presence" && to === undefined) {
-      this.#ownPresence(el);
     }
+    if (el.name === "presence" && to === undefined) return this.#ownPresence(el, jid);
     await this.#deps.router.route(el, jid, to, { kind: "c2s", jid });
   }
 
-  /** Availability and priority of this session from its broadcast presence (RFC 6121 §4.2, §4.7.2.3). */
-  #ownPresence(el: Element): void {
+  /**
+   * Broadcast presence (no `to`): availability and priority of this session (RFC 6121 §4.2, §4.7.2.3), then
+   * routed so the presence module can broadcast it; the first available presence is the initial presence.
+   */
+  async #ownPresence(el: Element, jid: Jid): Promise<void> {
     const type = el.attrs["type"];
+    let initial = false;
     if (type === undefined) {
+      initial = !this.available;
       this.available = true;
+      this.presence = el;
       const p = Number.parseInt(el.getChildText("priority") ?? "0", 10);
       this.priority = Number.isFinite(p) && p >= -128 && p <= 127 ? p : 0;
     } else if (type === "unavailable") {
       this.available = false;
+      this.presence = undefined;
+    } else if (type === "error") {
+      return;
     }
+    await this.#deps.router.route(el, jid, undefined, { kind: "c2s", jid });
+    if (initial) await this.#deps.events.fire("session/available", { session: this });
   }
 
   /** Deliver a routed stanza to this client. */
@@ -368,8 +382,10 @@ export class C2sSession implements LocalSession {
     if (this.#timer) clearTimeout(this.#timer);
     if (this.#jid) {
       this.#deps.sessions.remove(this);
-      this.#deps.onSessionEnd?.(this);
       this.#log.debug({ jid: this.#jid.toString(), reason }, "c2s closed");
+      this.#deps.events.fire("session/ended", { session: this, reason }).catch((err: unknown) => {
+        this.#log.error({ err }, "session/ended handler failed");
+      });
     }
   }
 }

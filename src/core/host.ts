@@ -5,6 +5,8 @@ import type { Storage } from "../storage/types.ts";
 import type { Logger } from "./log.ts";
 import { parseJid, type Jid } from "../xmpp/jid.ts";
 import type { Identity, IqHandler, IqTarget, ModuleContext, ModuleDefinition } from "./module-api.ts";
+import type { EventMap, EventName, Events, Handler } from "./events.ts";
+import type { SessionRegistry } from "./sessions.ts";
 
 /** One served domain and what its modules registered. */
 export class Host {
@@ -34,7 +36,10 @@ export class Host {
   }
 
   /** Set up a module for this host with its own context. */
-  async load(mod: ModuleDefinition, deps: { config: Config; storage: Storage; log: Logger; send(stanza: Element): void }): Promise<void> {
+  async load(
+    mod: ModuleDefinition,
+    deps: { config: Config; storage: Storage; log: Logger; send(stanza: Element): void; events: Events; sessions: SessionRegistry },
+  ): Promise<void> {
     const log = deps.log.child({ host: this.domain, module: mod.name });
     const ctx: ModuleContext = {
       host: this.domain,
@@ -52,6 +57,19 @@ export class Host {
       addDiscoExtension: (form) => void this.discoExtensions.push(form),
       send: deps.send,
       isAdmin: (jid) => this.isAdmin(jid),
+      sessions: deps.sessions,
+      hook: <E extends EventName>(name: E, handler: Handler<E>, priority?: number) => {
+        // Each host's modules see only events that concern that host.
+        const domain = this.domain;
+        const mine = (p: EventMap[E]): boolean => {
+          const anyP = p as { to?: Jid | undefined; from?: Jid; session?: { jid: Jid }; host?: string };
+          if (anyP.session) return anyP.session.jid.domain === domain;
+          if (anyP.host !== undefined) return anyP.host === domain;
+          if (name.startsWith("pre-")) return anyP.from?.domain === domain;
+          return (anyP.to ?? anyP.from)?.domain === domain;
+        };
+        deps.events.on(name, (p) => (mine(p) ? handler(p) : undefined), priority);
+      },
     };
     await mod.setup(ctx);
   }

@@ -8,6 +8,12 @@ export interface LocalSession {
   /** Presence priority (RFC 6121 §4.7.2.3); sessions that sent no presence yet are not available. */
   priority: number;
   available: boolean;
+  /** The last broadcast presence (RFC 6121 §4.2), undefined before initial presence. */
+  presence: Element | undefined;
+  /** Whether the client fetched its roster (it then gets roster pushes, RFC 6121 §2.1.6). */
+  interested: boolean;
+  /** Full JIDs this session sent directed presence to (RFC 6121 §4.6), told when it goes offline. */
+  readonly directed: Set<string>;
   deliver(stanza: Element): void;
   /** Close the session with a stream error condition (e.g. "conflict" when replaced). */
   kick(condition: "conflict" | "system-shutdown" | "policy-violation", text?: string): void;

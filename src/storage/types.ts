@@ -48,10 +48,64 @@ export interface KeyValueStore {
   set(host: string, user: string, key: string, value: string | undefined): Promise<void>;
 }
 
+/** RFC 6121 §2.1.2.5 subscription states of a roster item. */
+export type Subscription = "none" | "to" | "from" | "both";
+
+/** One contact in a user's roster (RFC 6121 §2.1). */
+export interface RosterItem {
+  /** The contact's bare JID, prepared. */
+  jid: string;
+  name?: string;
+  subscription: Subscription;
+  /** Outbound request pending: shown to clients as ask='subscribe'. */
+  ask: boolean;
+  /** Pre-approval of an inbound request (RFC 6121 §3.4). */
+  approved: boolean;
+  groups: string[];
+}
+
+/** Users' rosters with a per-user version counter (RFC 6121 §2.6 roster versioning). */
+export interface RosterStore {
+  /** All items and the current version (0 for an empty, never-changed roster). */
+  get(host: string, username: string): Promise<{ version: number; items: RosterItem[] }>;
+  getItem(host: string, username: string, jid: string): Promise<RosterItem | undefined>;
+  /** Insert or replace an item; resolves to the roster's new version. */
+  setItem(host: string, username: string, item: RosterItem): Promise<number>;
+  /** Remove an item; resolves to the new version, or undefined when there was no such item. */
+  removeItem(host: string, username: string, jid: string): Promise<number | undefined>;
+  count(host: string, username: string): Promise<number>;
+  /** Inbound subscription requests awaiting the user (RFC 6121 §3.1.3), with the presence stanza to redeliver. */
+  pendingIn(host: string, username: string): Promise<{ jid: string; stanza: string }[]>;
+  /** Record (stanza given) or clear (undefined) a pending inbound request from `jid`. */
+  setPendingIn(host: string, username: string, jid: string, stanza: string | undefined): Promise<void>;
+}
+
+/** A message stored for an offline user (XEP-0160). */
+export interface OfflineMessage {
+  id: number;
+  /** Serialised stanza. */
+  stanza: string;
+  /** When it was stored, ms since the epoch (for the XEP-0203 delay stamp). */
+  stamp: number;
+}
+
+/** Per-user offline message queues with a quota. */
+export interface OfflineStore {
+  /** Append; resolves false (storing nothing) when the user already has `quota` messages. */
+  push(host: string, username: string, stanza: string, opts: { stamp: number; quota: number }): Promise<boolean>;
+  /** Oldest first. */
+  list(host: string, username: string): Promise<OfflineMessage[]>;
+  /** Delete delivered messages. */
+  delete(host: string, username: string, ids: number[]): Promise<void>;
+  count(host: string, username: string): Promise<number>;
+}
+
 /** The storage root handed to the server and modules. */
 export interface Storage {
   readonly kind: "sqlite" | "postgres" | "memory";
   readonly accounts: AccountStore;
+  readonly rosters: RosterStore;
+  readonly offline: OfflineStore;
   /** Named key/value store, e.g. storage.keyval("private"). */
   keyval(name: string): KeyValueStore;
   close(): Promise<void>;

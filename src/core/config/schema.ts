@@ -101,6 +101,20 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false, description: "Parser limits for every stream" },
     ),
+    roster: Type.Object(
+      { max_items: Type.Integer({ minimum: 1, default: 1000, description: "Most contacts in one user's roster (RFC 6121 §2.1.6: beyond it, `not-allowed`)" }) },
+      { default: {}, additionalProperties: false, description: "Contact lists (RFC 6121 §2)" },
+    ),
+    offline: Type.Object(
+      {
+        max_messages: Type.Integer({ minimum: 0, default: 500, description: "Messages kept per offline user (XEP-0160); 0 disables offline storage" }),
+      },
+      { default: {}, additionalProperties: false, description: "Offline message storage (XEP-0160)" },
+    ),
+    vcard: Type.Object(
+      { max_size: Type.Integer({ minimum: 1024, default: 131072, description: "Largest vCard (XEP-0054) or private XML document (XEP-0049) stored, bytes" }) },
+      { default: {}, additionalProperties: false, description: "Per-user documents: vcard-temp and private XML storage" },
+    ),
     buddies: Type.Object(
       { reciprocate: Type.Boolean({ default: true, description: "Subscribe back after an admin approves a peer (XEP-0267 SHOULD)" }) },
       { default: {}, additionalProperties: false, description: "Server rosters (XEP-0267)" },

@@ -1,0 +1,85 @@
+// Named hooks with priorities (STYLE.md §3.2): higher priority runs first; a handler returning HANDLED stops
+// the chain. Event names and payloads are declared here so a wrong name fails type-checking.
+import type { Element } from "../xml/element.ts";
+import type { Jid } from "../xmpp/jid.ts";
+import type { Origin } from "./module-api.ts";
+import type { LocalSession } from "./sessions.ts";
+
+export const HANDLED = Symbol("handled");
+export type HookResult = typeof HANDLED | undefined | void;
+
+/** A stanza on its way: sender, recipient (undefined: none given), and where it came from. */
+export interface StanzaEvent {
+  stanza: Element;
+  from: Jid;
+  to: Jid | undefined;
+  origin: Origin;
+}
+
+/** Every event and its payload. */
+export interface EventMap {
+  /** Sent by a local client to a bare JID / full JID / its own host / no `to` (presence broadcast). */
+  "pre-presence/bare": StanzaEvent;
+  "pre-presence/full": StanzaEvent;
+  "pre-presence/self": StanzaEvent;
+  "pre-message/bare": StanzaEvent;
+  "pre-message/full": StanzaEvent;
+  /** Arriving for a local account's bare JID / one of its full JIDs / a host. */
+  "presence/bare": StanzaEvent;
+  "presence/full": StanzaEvent;
+  "presence/host": StanzaEvent;
+  "message/bare": StanzaEvent;
+  "message/full": StanzaEvent;
+  "message/host": StanzaEvent;
+  /** A message for a local account with no available session that takes it (RFC 6121 §8.5.2.1.1). */
+  "message/offline": StanzaEvent;
+  /** A client session bound a resource / sent its initial presence / ended (with the reason). */
+  "session/bound": { session: LocalSession };
+  "session/available": { session: LocalSession };
+  "session/ended": { session: LocalSession; reason: string };
+  /** An account was deleted: modules drop its data. */
+  "account/deleted": { host: string; username: string };
+}
+
+export type EventName = keyof EventMap;
+export type Handler<E extends EventName> = (payload: EventMap[E]) => HookResult | Promise<HookResult>;
+
+interface Entry {
+  priority: number;
+  handler: (payload: never) => HookResult | Promise<HookResult>;
+}
+
+/** The hook table of one server (events carry their host in the payload's addresses). */
+export class Events {
+  readonly #table = new Map<string, Entry[]>();
+
+  /** Add a handler; returns a function that removes it. */
+  on<E extends EventName>(name: E, handler: Handler<E>, priority = 0): () => void {
+    let list = this.#table.get(name);
+    if (!list) this.#table.set(name, (list = []));
+    const entry: Entry = { priority, handler: handler as Entry["handler"] };
+    list.push(entry);
+    list.sort((a, b) => b.priority - a.priority);
+    return () => {
+      const l = this.#table.get(name);
+      if (l) l.splice(l.indexOf(entry), 1);
+    };
+  }
+
+  /** Whether anything listens (to skip building payloads on hot paths). */
+  has(name: EventName): boolean {
+    return (this.#table.get(name)?.length ?? 0) > 0;
+  }
+
+  /** Run handlers in priority order until one returns HANDLED; resolves true when one did. */
+  async fire<E extends EventName>(name: E, payload: EventMap[E]): Promise<boolean> {
+    const list = this.#table.get(name);
+    if (!list) return false;
+    for (const { handler } of list) {
+      let r = (handler as Handler<E>)(payload);
+      if (r instanceof Promise) r = await r;
+      if (r === HANDLED) return true;
+    }
+    return false;
+  }
+}

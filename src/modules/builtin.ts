@@ -1,0 +1,17 @@
+// The modules every host loads, in load order. Feature modules add one line here.
+import type { Host } from "../core/host.ts";
+import type { ModuleDefinition } from "../core/module-api.ts";
+import { discoModule } from "./disco/mod.ts";
+import ping from "./ping/mod.ts";
+import version from "./version/mod.ts";
+import contactInfo from "./contact-info/mod.ts";
+
+/** Modules for one host (disco needs the host to read what the others registered). */
+export function builtinModules(host: Host): ModuleDefinition[] {
+  return [
+    discoModule(host),
+    ping,
+    version,
+    contactInfo,
+  ];
+}
