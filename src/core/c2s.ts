@@ -136,6 +136,8 @@ export class C2sSession implements LocalSession {
     }
     f.c("bind", {}, NS_BIND);
     f.c("session", {}, NS_SESSION).c("optional");
+    f.c("ver", {}, "urn:xmpp:features:rosterver"); // RFC 6121 §2.6.1
+    f.c("sub", {}, "urn:xmpp:features:pre-approval"); // RFC 6121 §3.4.1
     return f;
   }
 
