@@ -1,6 +1,16 @@
 // In-memory implementation of the Storage interfaces (src/storage/types.ts) for unit tests; nothing persists.
-import { assertKeyvalValue, assertStoreName, StorageError } from "./errors.ts";
-import type { Account, AccountStore, KeyValueStore, Storage, StoredCredentials } from "./types.ts";
+import { assertIds, assertKeyvalValue, assertOfflinePush, assertRosterItem, assertStoreName, StorageError } from "./errors.ts";
+import type {
+  Account,
+  AccountStore,
+  KeyValueStore,
+  OfflineMessage,
+  OfflineStore,
+  RosterItem,
+  RosterStore,
+  Storage,
+  StoredCredentials,
+} from "./types.ts";
 
 /** NUL cannot appear in a JID part, so it separates the parts of a map key without ambiguity. */
 const SEP = "\u0000";
@@ -10,6 +20,20 @@ function byUtf8(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
 }
 
+/** One user's roster: the version counter, the items by JID, and pending inbound requests by JID. */
+interface MemoryRoster {
+  version: number;
+  items: Map<string, RosterItem>;
+  pendingIn: Map<string, { stanza: string; createdAt: number }>;
+}
+
+/** A stored copy of a roster item holding only the interface's fields (no caller extras, no aliasing). */
+function copyItem(item: RosterItem): RosterItem {
+  const out: RosterItem = { jid: item.jid, subscription: item.subscription, ask: item.ask, approved: item.approved, groups: [...item.groups] };
+  if (item.name !== undefined) out.name = item.name;
+  return out;
+}
+
 /** Create an empty in-memory Storage; values are copied in and out, so callers cannot alias stored state. */
 export function createMemoryStorage(): Storage {
   /** host -> username -> account */
@@ -17,6 +41,12 @@ export function createMemoryStorage(): Storage {
   /** host SEP username -> store SEP key -> value */
   const docs = new Map<string, Map<string, string>>();
   const keyvals = new Map<string, KeyValueStore>();
+  /** host SEP username -> roster */
+  const rosters = new Map<string, MemoryRoster>();
+  /** host SEP username -> queue, oldest first */
+  const offline = new Map<string, OfflineMessage[]>();
+  /** Ids are never reused, like SQLite's AUTOINCREMENT. */
+  let nextOfflineId = 1;
   let closed = false;
 
   const live = (): void => {
@@ -72,7 +102,10 @@ export function createMemoryStorage(): Storage {
     async delete(host, username) {
       live();
       if (accounts.get(host)?.delete(username) !== true) return false;
-      docs.delete(host + SEP + username);
+      const owner = host + SEP + username;
+      docs.delete(owner);
+      rosters.delete(owner);
+      offline.delete(owner);
       return true;
     },
     async list(host) {
@@ -110,9 +143,110 @@ export function createMemoryStorage(): Storage {
     },
   });
 
+  const rosterOf = (host: string, username: string, create: boolean): MemoryRoster | undefined => {
+    const owner = host + SEP + username;
+    let roster = rosters.get(owner);
+    if (roster === undefined && create) {
+      roster = { version: 0, items: new Map(), pendingIn: new Map() };
+      rosters.set(owner, roster);
+    }
+    return roster;
+  };
+
+  const rosterStore: RosterStore = {
+    async get(host, username) {
+      live();
+      const roster = rosterOf(host, username, false);
+      if (roster === undefined) return { version: 0, items: [] };
+      const items = [...roster.items.values()].sort((a, b) => byUtf8(a.jid, b.jid)).map(copyItem);
+      return { version: roster.version, items };
+    },
+    async getItem(host, username, jid) {
+      live();
+      const item = rosterOf(host, username, false)?.items.get(jid);
+      return item === undefined ? undefined : copyItem(item);
+    },
+    async setItem(host, username, item) {
+      live();
+      assertRosterItem(item);
+      const roster = rosterOf(host, username, true) as MemoryRoster;
+      roster.items.set(item.jid, copyItem(item));
+      return ++roster.version;
+    },
+    async removeItem(host, username, jid) {
+      live();
+      const roster = rosterOf(host, username, false);
+      if (roster?.items.delete(jid) !== true) return undefined;
+      return ++roster.version;
+    },
+    async count(host, username) {
+      live();
+      return rosterOf(host, username, false)?.items.size ?? 0;
+    },
+    async pendingIn(host, username) {
+      live();
+      const pending = rosterOf(host, username, false)?.pendingIn;
+      if (pending === undefined) return [];
+      return [...pending.entries()]
+        .sort(([ja, a], [jb, b]) => a.createdAt - b.createdAt || byUtf8(ja, jb))
+        .map(([jid, { stanza }]) => ({ jid, stanza }));
+    },
+    async setPendingIn(host, username, jid, stanza) {
+      live();
+      if (stanza !== undefined && typeof stanza !== "string") {
+        throw new StorageError("COMITY_ERR_STORAGE_INVALID", `pending-in stanza must be a string or undefined, got ${typeof stanza}`);
+      }
+      if (stanza === undefined) {
+        rosterOf(host, username, false)?.pendingIn.delete(jid);
+        return;
+      }
+      const pending = (rosterOf(host, username, true) as MemoryRoster).pendingIn;
+      const existing = pending.get(jid);
+      // A repeated request keeps its original arrival time, as the SQL upsert does.
+      pending.set(jid, { stanza, createdAt: existing?.createdAt ?? Date.now() });
+    },
+  };
+
+  const offlineStore: OfflineStore = {
+    async push(host, username, stanza, opts) {
+      live();
+      assertOfflinePush(stanza, opts);
+      const owner = host + SEP + username;
+      let queue = offline.get(owner);
+      if ((queue?.length ?? 0) >= opts.quota) return false;
+      if (queue === undefined) {
+        queue = [];
+        offline.set(owner, queue);
+      }
+      queue.push({ id: nextOfflineId++, stanza, stamp: opts.stamp });
+      return true;
+    },
+    async list(host, username) {
+      live();
+      return (offline.get(host + SEP + username) ?? []).map((m) => ({ ...m }));
+    },
+    async delete(host, username, ids) {
+      live();
+      assertIds(ids);
+      const owner = host + SEP + username;
+      const queue = offline.get(owner);
+      if (queue === undefined) return;
+      const gone = new Set(ids);
+      const kept = queue.filter((m) => !gone.has(m.id));
+      if (kept.length === 0) offline.delete(owner);
+      else offline.set(owner, kept);
+    },
+    async count(host, username) {
+      live();
+      return offline.get(host + SEP + username)?.length ?? 0;
+    },
+  };
+
   return {
     kind: "memory",
     accounts: accountStore,
+    rosters: rosterStore,
+    offline: offlineStore,
     keyval(name) {
       assertStoreName(name);
       let kv = keyvals.get(name);

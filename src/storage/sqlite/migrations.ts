@@ -39,6 +39,56 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX keyval_by_user ON keyval (host, username);
     `,
   },
+  {
+    id: 2,
+    name: "rosters-and-offline",
+    sql: `
+      -- RFC 6121 §2.1 roster items. No foreign key to accounts (as with keyval): account deletion removes
+      -- these rows explicitly in its transaction.
+      CREATE TABLE roster_items (
+        host TEXT NOT NULL,
+        username TEXT NOT NULL,
+        jid TEXT NOT NULL,
+        name TEXT,
+        subscription TEXT NOT NULL CHECK (subscription IN ('none', 'to', 'from', 'both')),
+        ask INTEGER NOT NULL CHECK (ask IN (0, 1)),
+        approved INTEGER NOT NULL CHECK (approved IN (0, 1)),
+        groups TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(groups) AND json_type(groups) = 'array'),
+        PRIMARY KEY (host, username, jid)
+      ) WITHOUT ROWID;
+
+      -- RFC 6121 §2.6 roster versioning: one counter per user, bumped by every item change.
+      CREATE TABLE roster_versions (
+        host TEXT NOT NULL,
+        username TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (host, username)
+      ) WITHOUT ROWID;
+
+      -- RFC 6121 §3.1.3 inbound subscription requests awaiting the user, with the stanza to redeliver.
+      CREATE TABLE roster_pending_in (
+        host TEXT NOT NULL,
+        username TEXT NOT NULL,
+        jid TEXT NOT NULL,
+        stanza TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (host, username, jid)
+      ) WITHOUT ROWID;
+
+      -- XEP-0160 offline messages. AUTOINCREMENT so an id is never handed out twice, even after the
+      -- newest message was deleted: a delete by ids must never hit a later message.
+      CREATE TABLE offline_messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        host TEXT NOT NULL,
+        username TEXT NOT NULL,
+        stanza TEXT NOT NULL,
+        stamp INTEGER NOT NULL
+      );
+
+      -- list (oldest first), count (quota) and account deletion all scan one user's range.
+      CREATE INDEX offline_messages_by_user ON offline_messages (host, username, id);
+    `,
+  },
 ];
 
 /** The newest schema version this code can read and write. */

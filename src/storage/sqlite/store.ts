@@ -1,8 +1,18 @@
 // SQLite implementation of the Storage interfaces (src/storage/types.ts) on better-sqlite3; see docs/storage.md.
 import { closeSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
-import { assertKeyvalValue, assertStoreName, StorageError } from "../errors.ts";
-import type { Account, AccountStore, KeyValueStore, Storage, StoredCredentials } from "../types.ts";
+import { assertIds, assertKeyvalValue, assertOfflinePush, assertRosterItem, assertStoreName, StorageError } from "../errors.ts";
+import type {
+  Account,
+  AccountStore,
+  KeyValueStore,
+  OfflineStore,
+  RosterItem,
+  RosterStore,
+  Storage,
+  StoredCredentials,
+  Subscription,
+} from "../types.ts";
 import { MIGRATIONS, type Migration } from "./migrations.ts";
 
 /** File name of the database inside the data directory. */
@@ -106,6 +116,17 @@ interface AccountRow {
   created_at: number;
 }
 
+interface RosterRow {
+  jid: string;
+  name: string | null;
+  subscription: Subscription;
+  ask: number;
+  approved: number;
+  groups: string;
+}
+
+type Owner = [host: string, username: string];
+
 /** Every statement the store runs, prepared once when the store opens. */
 function prepareStatements(db: Db) {
   return {
@@ -119,7 +140,11 @@ function prepareStatements(db: Db) {
     ),
     updateCredentials: db.prepare<[string, string, string]>("UPDATE accounts SET credentials = ? WHERE host = ? AND username = ?"),
     deleteAccount: db.prepare<[string, string]>("DELETE FROM accounts WHERE host = ? AND username = ?"),
-    deleteUserKeyval: db.prepare<[string, string]>("DELETE FROM keyval WHERE host = ? AND username = ?"),
+    deleteUserKeyval: db.prepare<Owner>("DELETE FROM keyval WHERE host = ? AND username = ?"),
+    deleteUserRoster: db.prepare<Owner>("DELETE FROM roster_items WHERE host = ? AND username = ?"),
+    deleteUserRosterVersion: db.prepare<Owner>("DELETE FROM roster_versions WHERE host = ? AND username = ?"),
+    deleteUserPendingIn: db.prepare<Owner>("DELETE FROM roster_pending_in WHERE host = ? AND username = ?"),
+    deleteUserOffline: db.prepare<Owner>("DELETE FROM offline_messages WHERE host = ? AND username = ?"),
     listAccounts: db.prepare<[string], string>("SELECT username FROM accounts WHERE host = ? ORDER BY username").pluck(),
     countAccounts: db.prepare<[string], number>("SELECT count(*) FROM accounts WHERE host = ?").pluck(),
     kvGet: db.prepare<[string, string, string, string], string>("SELECT value FROM keyval WHERE store = ? AND host = ? AND username = ? AND key = ?").pluck(),
@@ -128,6 +153,44 @@ function prepareStatements(db: Db) {
         "ON CONFLICT (store, host, username, key) DO UPDATE SET value = excluded.value",
     ),
     kvDelete: db.prepare<[string, string, string, string]>("DELETE FROM keyval WHERE store = ? AND host = ? AND username = ? AND key = ?"),
+    rosterVersion: db.prepare<Owner, number>("SELECT version FROM roster_versions WHERE host = ? AND username = ?").pluck(),
+    bumpRosterVersion: db
+      .prepare<Owner, number>(
+        "INSERT INTO roster_versions (host, username, version) VALUES (?, ?, 1) " +
+          "ON CONFLICT (host, username) DO UPDATE SET version = version + 1 RETURNING version",
+      )
+      .pluck(),
+    rosterItems: db.prepare<Owner, RosterRow>(
+      "SELECT jid, name, subscription, ask, approved, groups FROM roster_items WHERE host = ? AND username = ? ORDER BY jid",
+    ),
+    rosterItem: db.prepare<[string, string, string], RosterRow>(
+      "SELECT jid, name, subscription, ask, approved, groups FROM roster_items WHERE host = ? AND username = ? AND jid = ?",
+    ),
+    upsertRosterItem: db.prepare<[string, string, string, string | null, Subscription, number, number, string]>(
+      "INSERT INTO roster_items (host, username, jid, name, subscription, ask, approved, groups) VALUES (?, ?, ?, ?, ?, ?, ?, ?) " +
+        "ON CONFLICT (host, username, jid) DO UPDATE SET name = excluded.name, subscription = excluded.subscription, " +
+        "ask = excluded.ask, approved = excluded.approved, groups = excluded.groups",
+    ),
+    deleteRosterItem: db.prepare<[string, string, string]>("DELETE FROM roster_items WHERE host = ? AND username = ? AND jid = ?"),
+    countRosterItems: db.prepare<Owner, number>("SELECT count(*) FROM roster_items WHERE host = ? AND username = ?").pluck(),
+    pendingIn: db.prepare<Owner, { jid: string; stanza: string }>(
+      "SELECT jid, stanza FROM roster_pending_in WHERE host = ? AND username = ? ORDER BY created_at, jid",
+    ),
+    // A repeated request replaces the stanza but keeps its place (original arrival time) in the queue.
+    setPendingIn: db.prepare<[string, string, string, string, number]>(
+      "INSERT INTO roster_pending_in (host, username, jid, stanza, created_at) VALUES (?, ?, ?, ?, ?) " +
+        "ON CONFLICT (host, username, jid) DO UPDATE SET stanza = excluded.stanza",
+    ),
+    clearPendingIn: db.prepare<[string, string, string]>("DELETE FROM roster_pending_in WHERE host = ? AND username = ? AND jid = ?"),
+    countOffline: db.prepare<Owner, number>("SELECT count(*) FROM offline_messages WHERE host = ? AND username = ?").pluck(),
+    insertOffline: db.prepare<[string, string, string, number]>("INSERT INTO offline_messages (host, username, stanza, stamp) VALUES (?, ?, ?, ?)"),
+    listOffline: db.prepare<Owner, { id: number; stanza: string; stamp: number }>(
+      "SELECT id, stanza, stamp FROM offline_messages WHERE host = ? AND username = ? ORDER BY id",
+    ),
+    // json_each takes the whole id list as one parameter: no statement per id, no bound-variable limit.
+    deleteOffline: db.prepare<[string, string, string]>(
+      "DELETE FROM offline_messages WHERE host = ? AND username = ? AND id IN (SELECT value FROM json_each(?))",
+    ),
   };
 }
 
@@ -136,6 +199,8 @@ type Statements = ReturnType<typeof prepareStatements>;
 class SqliteStorage implements Storage {
   readonly kind = "sqlite";
   readonly accounts: AccountStore;
+  readonly rosters: RosterStore;
+  readonly offline: OfflineStore;
   readonly #db: Db;
   readonly #keyvals = new Map<string, KeyValueStore>();
   /** The cached statements, or a StorageError once closed (better-sqlite3's own error would be a TypeError). */
@@ -150,6 +215,8 @@ class SqliteStorage implements Storage {
       return st;
     };
     this.accounts = sqliteAccounts(db, this.#live);
+    this.rosters = sqliteRosters(db, this.#live);
+    this.offline = sqliteOffline(db, this.#live);
   }
 
   keyval(name: string): KeyValueStore {
@@ -190,6 +257,10 @@ function sqliteAccounts(db: Db, live: () => Statements): AccountStore {
     const st = live();
     if (st.deleteAccount.run(host, username).changes === 0) return false;
     st.deleteUserKeyval.run(host, username);
+    st.deleteUserRoster.run(host, username);
+    st.deleteUserRosterVersion.run(host, username);
+    st.deleteUserPendingIn.run(host, username);
+    st.deleteUserOffline.run(host, username);
     return true;
   });
 
@@ -231,6 +302,100 @@ function sqliteKeyval(store: string, live: () => Statements): KeyValueStore {
       const st = live();
       if (value === undefined) st.kvDelete.run(store, host, user, key);
       else st.kvSet.run(store, host, user, key, value);
+    },
+  };
+}
+
+function toRosterItem(row: RosterRow): RosterItem {
+  const item: RosterItem = {
+    jid: row.jid,
+    subscription: row.subscription,
+    ask: row.ask === 1,
+    approved: row.approved === 1,
+    groups: JSON.parse(row.groups) as string[],
+  };
+  if (row.name !== null) item.name = row.name;
+  return item;
+}
+
+function sqliteRosters(db: Db, live: () => Statements): RosterStore {
+  // Reads of items and version share one transaction so they describe the same state of the roster.
+  const read = db.transaction((host: string, username: string) => {
+    const st = live();
+    return { version: st.rosterVersion.get(host, username) ?? 0, items: st.rosterItems.all(host, username).map(toRosterItem) };
+  });
+  // Item change and version bump commit together: a client never sees a version without its change.
+  const set = db.transaction((host: string, username: string, item: RosterItem): number => {
+    const st = live();
+    st.upsertRosterItem.run(host, username, item.jid, item.name ?? null, item.subscription, item.ask ? 1 : 0, item.approved ? 1 : 0, JSON.stringify(item.groups));
+    return st.bumpRosterVersion.get(host, username) as number;
+  });
+  const remove = db.transaction((host: string, username: string, jid: string): number | undefined => {
+    const st = live();
+    if (st.deleteRosterItem.run(host, username, jid).changes === 0) return undefined;
+    return st.bumpRosterVersion.get(host, username) as number;
+  });
+
+  return {
+    async get(host, username) {
+      live();
+      return read(host, username);
+    },
+    async getItem(host, username, jid) {
+      const row = live().rosterItem.get(host, username, jid);
+      return row === undefined ? undefined : toRosterItem(row);
+    },
+    async setItem(host, username, item) {
+      live();
+      assertRosterItem(item);
+      // IMMEDIATE: take the write lock up front, so another connection cannot slip in between.
+      return set.immediate(host, username, item);
+    },
+    async removeItem(host, username, jid) {
+      live();
+      return remove.immediate(host, username, jid);
+    },
+    async count(host, username) {
+      return live().countRosterItems.get(host, username) ?? 0;
+    },
+    async pendingIn(host, username) {
+      return live().pendingIn.all(host, username);
+    },
+    async setPendingIn(host, username, jid, stanza) {
+      const st = live();
+      if (stanza === undefined) st.clearPendingIn.run(host, username, jid);
+      else if (typeof stanza === "string") st.setPendingIn.run(host, username, jid, stanza, Date.now());
+      else throw new StorageError("COMITY_ERR_STORAGE_INVALID", `pending-in stanza must be a string or undefined, got ${typeof stanza}`);
+    },
+  };
+}
+
+function sqliteOffline(db: Db, live: () => Statements): OfflineStore {
+  // Quota check and insert in one IMMEDIATE transaction: the write lock is held from the count on, so two
+  // pushes (from this or another connection) cannot both see room for the last slot.
+  const push = db.transaction((host: string, username: string, stanza: string, stamp: number, quota: number): boolean => {
+    const st = live();
+    if ((st.countOffline.get(host, username) ?? 0) >= quota) return false;
+    st.insertOffline.run(host, username, stanza, stamp);
+    return true;
+  });
+
+  return {
+    async push(host, username, stanza, opts) {
+      live();
+      assertOfflinePush(stanza, opts);
+      return push.immediate(host, username, stanza, opts.stamp, opts.quota);
+    },
+    async list(host, username) {
+      return live().listOffline.all(host, username);
+    },
+    async delete(host, username, ids) {
+      const st = live();
+      assertIds(ids);
+      if (ids.length > 0) st.deleteOffline.run(host, username, JSON.stringify(ids));
+    },
+    async count(host, username) {
+      return live().countOffline.get(host, username) ?? 0;
     },
   };
 }
