@@ -132,6 +132,11 @@ export class C2sSession implements LocalSession {
       const cb = secure ? channelBindingFor(this.conn.socket as TLSSocket).types : [];
       const mechs = f.c("mechanisms", {}, NS_SASL);
       for (const m of listMechanisms({ tls: secure, channelBindingTypes: cb, passwordStorage: this.#deps.config.auth.password_storage })) mechs.c("mechanism").t(m);
+      if (cb.length > 0) {
+        // XEP-0440: which channel-binding types -PLUS can use on this connection.
+        const types = f.c("sasl-channel-binding", {}, "urn:xmpp:sasl-cb:0");
+        for (const t of cb) types.c("channel-binding", { type: t });
+      }
       return f;
     }
     f.c("bind", {}, NS_BIND);
@@ -250,8 +255,11 @@ export class C2sSession implements LocalSession {
   async #saslFailed(step: Extract<SaslStep, { kind: "failure" }>): Promise<void> {
     const c = this.conn;
     this.#mechanism = undefined;
-    this.#failures++;
-    const delay = this.#deps.throttle.failure(c.remoteAddress);
+    // Channel-binding negotiation failures (a client trying -PLUS with a binding type we lack, then falling
+    // back) say nothing about the password: they neither count as attempts nor slow the address down.
+    const negotiation = step.text === "channel-binding-not-supported" || step.text === "server-does-support-channel-binding";
+    if (!negotiation) this.#failures++;
+    const delay = negotiation ? 0 : this.#deps.throttle.failure(c.remoteAddress);
     this.#log.info({ remote: c.remoteAddress, condition: step.condition, failures: this.#failures }, "c2s authentication failed");
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     if (c.closing) return;
