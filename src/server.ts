@@ -14,12 +14,20 @@ import { AuthThrottle } from "./core/auth-throttle.ts";
 import { C2sSession, type C2sDeps } from "./core/c2s.ts";
 import { listen } from "./net/listen.ts";
 import { Events } from "./core/events.ts";
+import { readFileSync } from "node:fs";
+import { rootCertificates } from "node:tls";
+import { S2sPool } from "./core/s2s/pool.ts";
+import { DialbackKeys } from "./core/s2s/dialback-key.ts";
+import { PeerResolver } from "./core/s2s/resolve.ts";
+import type { HostCertificate } from "./core/certs.ts";
 import { builtinModules } from "./modules/builtin.ts";
 
 /** Where each listener ended up (useful with port 0 in tests). */
 export interface BoundAddresses {
   c2s: AddressInfo[];
   c2sDirectTls: AddressInfo[];
+  s2s: AddressInfo[];
+  s2sDirectTls: AddressInfo[];
 }
 
 /** A running Comity server. */
@@ -33,23 +41,39 @@ export class ComityServer {
   readonly router: Router;
   readonly #tls: TlsContexts;
   readonly #listeners: NetServer[] = [];
-  readonly addresses: BoundAddresses = { c2s: [], c2sDirectTls: [] };
+  readonly addresses: BoundAddresses = { c2s: [], c2sDirectTls: [], s2s: [], s2sDirectTls: [] };
+  readonly s2s: S2sPool;
+  readonly #s2sTls: TlsContexts;
   #stopping = false;
 
-  private constructor(config: Config, log: Logger, storage: Storage, tls: TlsContexts) {
+  private constructor(config: Config, log: Logger, storage: Storage, certs: Map<string, HostCertificate>) {
     this.config = config;
     this.log = log;
     this.storage = storage;
-    this.#tls = tls;
+    this.#tls = new TlsContexts(certs);
     this.hosts = new Map(config.hosts.map((h) => [h.domain, new Host(h)]));
     this.router = new Router({ hosts: this.hosts, sessions: this.sessions, storage, log, events: this.events });
+    const ca = [...rootCertificates, ...(config.s2s.ca_file ? [readFileSync(config.s2s.ca_file, "utf8")] : [])];
+    this.#s2sTls = new TlsContexts(certs, { ca });
+    this.s2s = new S2sPool({
+      config,
+      hosts: this.hosts,
+      router: this.router,
+      log,
+      tls: this.#s2sTls,
+      certs,
+      ca,
+      keys: new DialbackKeys(),
+      resolver: new PeerResolver({ routes: config.s2s.routes, dnsServers: config.s2s.dns_servers }),
+    });
+    this.router.remote = (stanza, to) => this.s2s.send(stanza, to);
   }
 
   /** Open storage, load or generate certificates and set up every host's modules. */
   static async create(config: Config, log: Logger, opts: { storage?: Storage } = {}): Promise<ComityServer> {
     const storage = opts.storage ?? (await openStorage({ dataDir: config.data_dir }));
     const certs = await loadCertificates(config, log);
-    const server = new ComityServer(config, log, storage, new TlsContexts(certs));
+    const server = new ComityServer(config, log, storage, certs);
     for (const host of server.hosts.values()) {
       for (const mod of builtinModules(host)) {
         await host.load(mod, { config, storage, log, events: server.events, sessions: server.sessions, send: (stanza) => server.router.send(stanza) });
@@ -99,6 +123,24 @@ export class ComityServer {
       this.#listeners.push(server);
       this.addresses.c2sDirectTls.push(address);
     }
+    for (const addr of this.config.s2s.listen) {
+      const { server, address } = await listen(addr, (s) => this.s2s.accept(s));
+      this.#listeners.push(server);
+      this.addresses.s2s.push(address);
+    }
+    for (const addr of this.config.s2s.direct_tls) {
+      const { server, address } = await listen(addr, (s) => this.s2s.accept(s), {
+        SNICallback: this.#s2sTls.sni,
+        ...this.#s2sTls.defaultPair,
+        ca: [...rootCertificates, ...(this.config.s2s.ca_file ? [readFileSync(this.config.s2s.ca_file, "utf8")] : [])],
+        requestCert: true,
+        rejectUnauthorized: false,
+        ALPNProtocols: ["xmpp-server"],
+        minVersion: "TLSv1.2",
+      });
+      this.#listeners.push(server);
+      this.addresses.s2sDirectTls.push(address);
+    }
     return this.addresses;
   }
 
@@ -111,6 +153,7 @@ export class ComityServer {
     const deadline = Date.now() + 3000;
     while (this.#clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const s of this.#clients) s.conn.socket.destroy();
+    await this.s2s.stop();
     await this.storage.close();
   }
 }

@@ -21,7 +21,10 @@ export function registerStart(program: Command): void {
       await createFirstAdmins(server, log);
       const addrs = await server.listen();
       const fmt = (a: { address: string; port: number }) => (a.address.includes(":") ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`);
-      log.info({ c2s: addrs.c2s.map(fmt), c2sDirectTls: addrs.c2sDirectTls.map(fmt) }, "ready: accepting connections");
+      log.info(
+        { c2s: addrs.c2s.map(fmt), c2sDirectTls: addrs.c2sDirectTls.map(fmt), s2s: addrs.s2s.map(fmt), s2sDirectTls: addrs.s2sDirectTls.map(fmt) },
+        "ready: accepting connections",
+      );
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;

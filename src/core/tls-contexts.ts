@@ -9,11 +9,12 @@ export class TlsContexts {
   /** The default certificate and key (tls.createServer needs them directly; SNI picks the others). */
   readonly defaultPair: { cert: string; key: string };
 
-  constructor(certs: Map<string, HostCertificate>) {
+  /** `ca`: trust anchors for verifying peers' client certificates (s2s SASL EXTERNAL). */
+  constructor(certs: Map<string, HostCertificate>, opts: { ca?: string[] } = {}) {
     let first: SecureContext | undefined;
     let pair: { cert: string; key: string } | undefined;
     for (const [domain, c] of certs) {
-      const ctx = createSecureContext({ cert: c.cert, key: c.key, minVersion: "TLSv1.2" });
+      const ctx = createSecureContext({ cert: c.cert, key: c.key, minVersion: "TLSv1.2", ...(opts.ca ? { ca: opts.ca } : {}) });
       this.#byDomain.set(domain, ctx);
       first ??= ctx;
       pair ??= { cert: c.cert, key: c.key };

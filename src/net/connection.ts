@@ -2,7 +2,7 @@
 // Handles stream headers, restarts, stream errors and closing, and the STARTTLS socket upgrade (§5).
 // Knows nothing of c2s or s2s negotiation: the session layer above drives it.
 import type { Socket } from "node:net";
-import { TLSSocket, type SecureContext } from "node:tls";
+import { TLSSocket, connect as tlsConnect, type SecureContext } from "node:tls";
 import { randomBytes } from "node:crypto";
 import { StreamParser, XmlError, type ParserLimits } from "../xml/parser.ts";
 import { escapeAttr, serialize, type Element } from "../xml/element.ts";
@@ -25,6 +25,10 @@ export interface ConnectionOptions {
   limits: Partial<ParserLimits>;
   /** Log sink for protocol-level problems. */
   log?: { debug(obj: object, msg: string): void };
+  /** Write elements in this namespace as the content namespace (s2s: jabber:client → jabber:server). */
+  alias?: { from: string; to: string };
+  /** Extra namespace declarations on our stream header (s2s: xmlns:db). */
+  headerNs?: Record<string, string>;
 }
 
 const CLOSE = Symbol("close");
@@ -50,6 +54,8 @@ export class Connection {
   #paused = false;
   #dropUntilRestart = false;
   #log: ConnectionOptions["log"];
+  #alias: ConnectionOptions["alias"];
+  #headerNs: string;
   #onData = (chunk: Buffer) => this.#data(chunk);
 
   constructor(socket: Socket, handlers: ConnectionHandlers, opts: ConnectionOptions) {
@@ -58,6 +64,8 @@ export class Connection {
     this.remoteAddress = socket.remoteAddress ?? "unknown";
     this.#handlers = handlers;
     this.#log = opts.log;
+    this.#alias = opts.alias;
+    this.#headerNs = Object.entries(opts.headerNs ?? {}).map(([p, uri]) => ` xmlns:${p}='${escapeAttr(uri)}'`).join("");
     this.#parser = new StreamParser(
       {
         rootOpen: (name, uri, attrs, ns) => this.#rootOpen(name, uri, attrs, ns),
@@ -160,7 +168,7 @@ export class Connection {
   /** Send our stream header (response or initiation). */
   sendHeader(attrs: Record<string, string | undefined>): void {
     if (!this.streamId) this.streamId = newStreamId();
-    let s = `<?xml version='1.0'?><stream:stream xmlns='${this.contentNs}' xmlns:stream='${NS_STREAM}'`;
+    let s = `<?xml version='1.0'?><stream:stream xmlns='${this.contentNs}' xmlns:stream='${NS_STREAM}'${this.#headerNs}`;
     for (const k in attrs) {
       const v = attrs[k];
       if (v !== undefined) s += ` ${k}='${escapeAttr(v)}'`;
@@ -177,7 +185,7 @@ export class Connection {
   /** Serialise and send an element in the stream's content namespace. */
   send(el: Element): void {
     if (this.#closed) return;
-    this.write(serialize(el, this.contentNs));
+    this.write(serialize(el, this.contentNs, this.#alias));
   }
 
   /** Send raw text (stream framing only; stanzas go through send()). */
@@ -202,7 +210,12 @@ export class Connection {
   }
 
   /** STARTTLS (RFC 6120 §5.4.3.3): wrap the TCP socket in TLS as the server; resolves when the handshake is done. */
-  upgradeToTls(opts: { secureContext: SecureContext; SNICallback?: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void }): Promise<void> {
+  upgradeToTls(opts: {
+    secureContext: SecureContext;
+    SNICallback?: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
+    /** Ask the peer for a certificate (s2s: SASL EXTERNAL); it is checked by the caller, never required. */
+    requestCert?: boolean;
+  }): Promise<void> {
     const raw = this.socket;
     raw.removeListener("data", this.#onData);
     raw.removeAllListeners("end");
@@ -211,6 +224,10 @@ export class Connection {
     this.restart();
     const tlsOpts: import("node:tls").TLSSocketOptions = { isServer: true, secureContext: opts.secureContext };
     if (opts.SNICallback) tlsOpts.SNICallback = opts.SNICallback;
+    if (opts.requestCert) {
+      tlsOpts.requestCert = true;
+      tlsOpts.rejectUnauthorized = false;
+    }
     const secure = new TLSSocket(raw, tlsOpts);
     this.socket = secure;
     return new Promise((resolve, reject) => {
@@ -224,6 +241,33 @@ export class Connection {
         reject(err);
       });
     });
+  }
+
+  /** STARTTLS as the initiating side (s2s out): wrap the socket in TLS as a client; resolves when secure. */
+  upgradeToTlsClient(opts: import("node:tls").ConnectionOptions): Promise<TLSSocket> {
+    const raw = this.socket;
+    raw.removeListener("data", this.#onData);
+    raw.removeAllListeners("end");
+    raw.removeAllListeners("close");
+    raw.removeAllListeners("error");
+    this.restart();
+    return new Promise((resolve, reject) => {
+      const secure = tlsConnect({ ...opts, socket: raw }, () => {
+        this.socket = secure;
+        this.#attach(secure);
+        resolve(secure);
+      });
+      secure.once("error", (err) => {
+        this.socket = secure;
+        this.#destroy(`TLS handshake failed: ${err.message}`);
+        reject(err);
+      });
+    });
+  }
+
+  /** Take over a socket that is already TLS (direct TLS, XEP-0368) after the connection was made. */
+  get tlsSocket(): TLSSocket | undefined {
+    return this.socket instanceof TLSSocket ? this.socket : undefined;
   }
 
   /** Send a stream error and close (RFC 6120 §4.9): header first when none was sent yet. */

@@ -124,18 +124,28 @@ function serializeAttrs(attrs: Record<string, string>): string {
 }
 
 /** Serialise an element tree to a string (the only way stanzas reach the wire). */
-export function serialize(el: Element, parentNs = ""): string {
+export function serialize(el: Element, parentNs = "", alias?: { from: string; to: string }): string {
   let out = "<" + el.name;
   // A prefixed name (stream:features, stream:error) uses a prefix bound on the stream root, so the default
   // namespace in scope does not change for it or its children.
   const prefixed = el.name.includes(":");
-  const ns = prefixed ? parentNs : el.xmlns;
-  if (!prefixed && el.xmlns !== parentNs) out += ` xmlns='${escapeAttr(el.xmlns)}'`;
+  // `alias` writes one namespace as another: stanzas are kept in jabber:client internally and written
+  // as jabber:server on server-to-server streams.
+  const own = alias !== undefined && el.xmlns === alias.from ? alias.to : el.xmlns;
+  const ns = prefixed ? parentNs : own;
+  if (!prefixed && own !== parentNs) out += ` xmlns='${escapeAttr(own)}'`;
   out += serializeAttrs(el.attrs);
   if (el.children.length === 0) return out + "/>";
   out += ">";
-  for (const c of el.children) out += typeof c === "string" ? escapeText(c) : serialize(c, ns);
+  for (const c of el.children) out += typeof c === "string" ? escapeText(c) : serialize(c, ns, alias);
   return out + "</" + el.name + ">";
+}
+
+/** Rewrite namespace `from` to `to` in a tree, in place (jabber:server stanzas become jabber:client on input). */
+export function renameNamespace(el: Element, from: string, to: string): Element {
+  if (el.xmlns === from) el.xmlns = to;
+  for (const c of el.children) if (typeof c !== "string") renameNamespace(c, from, to);
+  return el;
 }
 
 /** Shorthand builder: `x("message", "jabber:client", { to }, x("body", undefined, {}, "hi"))`. */

@@ -16,3 +16,5 @@ export const NS_DATA = "jabber:x:data";
 export const NS_SERVERINFO = "http://jabber.org/network/serverinfo";
 export const NS_ROSTER = "jabber:iq:roster";
 export const NS_XML = "http://www.w3.org/XML/1998/namespace";
+export const NS_DIALBACK = "jabber:server:dialback";
+export const NS_DIALBACK_FEATURE = "urn:xmpp:features:dialback";

@@ -13,6 +13,7 @@ export interface TestServer {
   config: Config;
   c2sPort: number;
   directTlsPort: number;
+  s2sPort: number;
   dataDir: string;
   addUser(jid: string, password: string): Promise<void>;
   stop(): Promise<void>;
@@ -30,8 +31,8 @@ function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<s
 }
 
 /** Start a server for `localhost` (plus overrides) listening on 127.0.0.1 with ephemeral ports. */
-export async function createTestServer(overrides: Record<string, unknown> = {}, opts: { users?: Record<string, string> } = {}): Promise<TestServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), "comity-test-"));
+export async function createTestServer(overrides: Record<string, unknown> = {}, opts: { users?: Record<string, string>; dataDir?: string } = {}): Promise<TestServer> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "comity-test-"));
   const raw = merge({
     hosts: [{ domain: "localhost", admins: ["admin@localhost"] }],
     data_dir: dataDir,
@@ -53,6 +54,7 @@ export async function createTestServer(overrides: Record<string, unknown> = {}, 
     config,
     c2sPort: addrs.c2s[0]?.port ?? 0,
     directTlsPort: addrs.c2sDirectTls[0]?.port ?? 0,
+    s2sPort: addrs.s2s[0]?.port ?? 0,
     dataDir,
     addUser,
     async stop() {
