@@ -56,6 +56,22 @@ try {
   const kvGets = await opsPerSecond(1000, (i) => kv.get(HOST, `user${i % ACCOUNTS}`, "doc"));
   console.log(`keyval.get: ${fmt(kvGets)} /s`);
 
+  // Offline queues: each push checks the quota and inserts in one transaction; list reads a full queue.
+  const QUEUE = 100;
+  const message = "<message from='juliet@capulet.lit/balcony' to='romeo@montague.lit' type='chat'><body>Art thou not Romeo?</body></message>";
+  const pushes = await opsPerSecond(1000, (i) => storage.offline.push(HOST, `user${i % ACCOUNTS}`, message, { stamp: Date.now(), quota: 1_000_000 }));
+  console.log(`offline.push${EACH}: ${fmt(pushes)} /s`);
+  for (let i = 0; i < QUEUE; i++) await storage.offline.push(HOST, "queue", message, { stamp: Date.now(), quota: QUEUE });
+  const lists = await opsPerSecond(1000, () => storage.offline.list(HOST, "queue"));
+  console.log(`offline.list of ${QUEUE} messages: ${fmt(lists)} /s (${fmt(lists * QUEUE)} messages/s)`);
+
+  const rosterSets = await opsPerSecond(1000, (i) =>
+    storage.rosters.setItem(HOST, "roster", { jid: `contact${i % 200}@capulet.lit`, name: `Contact ${i}`, subscription: "both", ask: false, approved: false, groups: ["Friends"] }),
+  );
+  console.log(`rosters.setItem${EACH}: ${fmt(rosterSets)} /s`);
+  const rosterGets = await opsPerSecond(1000, () => storage.rosters.get(HOST, "roster"));
+  console.log(`rosters.get of 200 items: ${fmt(rosterGets)} /s`);
+
   await storage.close();
 } finally {
   rmSync(dataDir, { recursive: true, force: true });

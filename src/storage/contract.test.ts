@@ -9,7 +9,7 @@ import Database from "better-sqlite3";
 import { createMemoryStorage } from "./memory.ts";
 import { LATEST_SCHEMA_VERSION } from "./sqlite/migrations.ts";
 import { openSqliteStorage, SQLITE_FILE_NAME } from "./sqlite/store.ts";
-import type { Storage, StoredCredentials } from "./types.ts";
+import type { RosterItem, Storage, StoredCredentials } from "./types.ts";
 
 /** One open store under test plus what the suite may do with it beyond the Storage interface. */
 interface StorageFixture {
@@ -110,6 +110,14 @@ async function rejectsWithCode(p: Promise<unknown>, code: string): Promise<void>
 
 const H = "montague.lit";
 const H2 = "capulet.lit";
+
+/** A roster item with defaults for the fields a case does not care about. */
+function item(jid: string, extra: Partial<RosterItem> = {}): RosterItem {
+  return { jid, subscription: "none", ask: false, approved: false, groups: [], ...extra };
+}
+
+/** Push `stanza` with a generous quota and a fixed stamp. */
+const PUSH = { stamp: 1_700_000_000_000, quota: 100 };
 
 for (const factory of selectedFactories()) {
   describe(`storage contract: ${factory.name}`, () => {
@@ -262,6 +270,28 @@ for (const factory of selectedFactories()) {
         assert.equal(await s.accounts.count(H), 1);
       });
 
+      it("delete removes the user's roster, roster version, pending requests and offline messages", async () => {
+        for (const [host, user] of [[H, "romeo"], [H, "juliet"], [H2, "romeo"]] as const) {
+          await s.accounts.create(host, user, creds(user));
+          await s.rosters.setItem(host, user, item("nurse@capulet.lit"));
+          await s.rosters.setItem(host, user, item("tybalt@capulet.lit"));
+          await s.rosters.setPendingIn(host, user, "benvolio@montague.lit", "<presence type='subscribe'/>");
+          await s.offline.push(host, user, "<message/>", PUSH);
+        }
+
+        assert.equal(await s.accounts.delete(H, "romeo"), true);
+        assert.deepEqual(await s.rosters.get(H, "romeo"), { version: 0, items: [] });
+        assert.equal(await s.rosters.count(H, "romeo"), 0);
+        assert.deepEqual(await s.rosters.pendingIn(H, "romeo"), []);
+        assert.deepEqual(await s.offline.list(H, "romeo"), []);
+        assert.equal(await s.offline.count(H, "romeo"), 0);
+        for (const [host, user] of [[H, "juliet"], [H2, "romeo"]] as const) {
+          assert.deepEqual(await s.rosters.get(host, user).then((r) => [r.version, r.items.length]), [2, 2], `${user}@${host} roster`);
+          assert.equal((await s.rosters.pendingIn(host, user)).length, 1);
+          assert.equal(await s.offline.count(host, user), 1);
+        }
+      });
+
       it("delete of a missing account resolves false", async () => {
         assert.equal(await s.accounts.delete(H, "ghost"), false);
       });
@@ -340,6 +370,186 @@ for (const factory of selectedFactories()) {
       });
     });
 
+    describe("rosters", () => {
+      it("reads an unknown user's roster as empty at version 0", async () => {
+        assert.deepEqual(await s.rosters.get(H, "romeo"), { version: 0, items: [] });
+        assert.equal(await s.rosters.getItem(H, "romeo", "juliet@capulet.lit"), undefined);
+        assert.equal(await s.rosters.count(H, "romeo"), 0);
+      });
+
+      it("bumps the version by one on every change and returns it", async () => {
+        assert.equal(await s.rosters.setItem(H, "romeo", item("juliet@capulet.lit")), 1);
+        assert.equal(await s.rosters.setItem(H, "romeo", item("mercutio@montague.lit")), 2);
+        assert.equal(await s.rosters.setItem(H, "romeo", item("juliet@capulet.lit", { subscription: "to" })), 3);
+        assert.equal(await s.rosters.removeItem(H, "romeo", "mercutio@montague.lit"), 4);
+        assert.equal((await s.rosters.get(H, "romeo")).version, 4);
+      });
+
+      it("keeps a separate version per user and per host", async () => {
+        await s.rosters.setItem(H, "romeo", item("a@x"));
+        await s.rosters.setItem(H, "romeo", item("b@x"));
+        assert.equal(await s.rosters.setItem(H, "juliet", item("a@x")), 1);
+        assert.equal(await s.rosters.setItem(H2, "romeo", item("a@x")), 1);
+        assert.equal((await s.rosters.get(H, "romeo")).version, 2);
+        assert.equal((await s.rosters.get(H, "juliet")).version, 1);
+        assert.deepEqual((await s.rosters.get(H2, "romeo")).items, [item("a@x")]);
+        assert.equal(await s.rosters.count(H, "romeo"), 2);
+        assert.equal(await s.rosters.count(H2, "romeo"), 1);
+      });
+
+      it("setItem replaces an existing item as a whole", async () => {
+        await s.rosters.setItem(H, "romeo", item("juliet@capulet.lit", { name: "Juliet", subscription: "both", ask: true, approved: true, groups: ["Lovers", "Capulets"] }));
+        await s.rosters.setItem(H, "romeo", item("juliet@capulet.lit", { subscription: "from" }));
+        assert.deepEqual(await s.rosters.getItem(H, "romeo", "juliet@capulet.lit"), item("juliet@capulet.lit", { subscription: "from" }));
+        assert.equal(await s.rosters.count(H, "romeo"), 1);
+      });
+
+      it("removeItem of a missing item resolves undefined and leaves the version alone", async () => {
+        assert.equal(await s.rosters.removeItem(H, "romeo", "nobody@x"), undefined);
+        assert.equal((await s.rosters.get(H, "romeo")).version, 0);
+        await s.rosters.setItem(H, "romeo", item("juliet@capulet.lit"));
+        assert.equal(await s.rosters.removeItem(H, "romeo", "nobody@x"), undefined);
+        assert.equal(await s.rosters.removeItem(H, "juliet", "juliet@capulet.lit"), undefined, "another user's item");
+        assert.equal((await s.rosters.get(H, "romeo")).version, 1);
+        assert.equal(await s.rosters.removeItem(H, "romeo", "juliet@capulet.lit"), 2);
+        assert.equal(await s.rosters.removeItem(H, "romeo", "juliet@capulet.lit"), undefined, "removing twice");
+        assert.deepEqual(await s.rosters.get(H, "romeo"), { version: 2, items: [] });
+      });
+
+      it("round-trips names, groups, subscription states and flags", async () => {
+        const items: RosterItem[] = [
+          item("a@x", { name: "Nurse 🎭", groups: ["Capulets", "Staff", "ü"] }),
+          item("b@x", { subscription: "to", ask: true }),
+          item("c@x", { subscription: "from", approved: true, name: "" }),
+          item("d@x", { subscription: "both", groups: [""] }),
+        ];
+        for (const it of items) await s.rosters.setItem(H, "romeo", it);
+        assert.deepEqual((await s.rosters.get(H, "romeo")).items, items);
+        for (const it of items) assert.deepEqual(await s.rosters.getItem(H, "romeo", it.jid), it);
+        const noName = await s.rosters.getItem(H, "romeo", "b@x");
+        assert.ok(noName && !("name" in noName), "an absent name stays absent");
+      });
+
+      it("lists items in UTF-8 byte order of their JIDs", async () => {
+        for (const jid of ["\u{1F3AD}@x", "\uFF21@x", "b@x", "B@x"]) await s.rosters.setItem(H, "romeo", item(jid));
+        assert.deepEqual((await s.rosters.get(H, "romeo")).items.map((i) => i.jid), ["B@x", "b@x", "\uFF21@x", "\u{1F3AD}@x"]);
+      });
+
+      it("hands out copies and keeps none of the caller's objects", async () => {
+        const mine = item("juliet@capulet.lit", { groups: ["Lovers"] });
+        await s.rosters.setItem(H, "romeo", mine);
+        mine.groups.push("edited-after");
+        const got = await s.rosters.getItem(H, "romeo", "juliet@capulet.lit");
+        assert.deepEqual(got?.groups, ["Lovers"]);
+        got?.groups.push("leaked");
+        const all = await s.rosters.get(H, "romeo");
+        all.items[0]?.groups.push("leaked");
+        assert.deepEqual((await s.rosters.getItem(H, "romeo", "juliet@capulet.lit"))?.groups, ["Lovers"]);
+      });
+
+      it("rejects malformed items without bumping the version", async () => {
+        const bad: unknown[] = [
+          { ...item("a@x"), subscription: "pending" },
+          { ...item("a@x"), groups: "Friends" },
+          { ...item("a@x"), groups: [1] },
+          { ...item("a@x"), ask: 1 },
+          { ...item("a@x"), name: null },
+          item(""),
+        ];
+        for (const b of bad) await rejectsWithCode(s.rosters.setItem(H, "romeo", b as RosterItem), "COMITY_ERR_STORAGE_INVALID");
+        assert.deepEqual(await s.rosters.get(H, "romeo"), { version: 0, items: [] });
+      });
+
+      it("records, replaces, lists and clears pending inbound requests", async () => {
+        assert.deepEqual(await s.rosters.pendingIn(H, "romeo"), []);
+        await s.rosters.setPendingIn(H, "romeo", "juliet@capulet.lit", "<presence type='subscribe' n='1'/>");
+        await s.rosters.setPendingIn(H, "romeo", "nurse@capulet.lit", "<presence type='subscribe' n='2'/>");
+        await s.rosters.setPendingIn(H, "juliet", "romeo@montague.lit", "<presence type='subscribe' n='3'/>");
+        await s.rosters.setPendingIn(H, "romeo", "juliet@capulet.lit", "<presence type='subscribe' n='4'/>");
+        const pending = await s.rosters.pendingIn(H, "romeo");
+        assert.deepEqual(
+          [...pending].sort((a, b) => a.jid.localeCompare(b.jid)),
+          [
+            { jid: "juliet@capulet.lit", stanza: "<presence type='subscribe' n='4'/>" },
+            { jid: "nurse@capulet.lit", stanza: "<presence type='subscribe' n='2'/>" },
+          ],
+        );
+        await s.rosters.setPendingIn(H, "romeo", "juliet@capulet.lit", undefined);
+        await s.rosters.setPendingIn(H, "romeo", "never@x", undefined); // clearing a missing one is harmless
+        assert.deepEqual(await s.rosters.pendingIn(H, "romeo"), [{ jid: "nurse@capulet.lit", stanza: "<presence type='subscribe' n='2'/>" }]);
+        assert.equal((await s.rosters.pendingIn(H, "juliet")).length, 1);
+        assert.equal((await s.rosters.get(H, "romeo")).version, 0, "pending requests are not roster items");
+      });
+    });
+
+    describe("offline", () => {
+      it("pushes below the quota and refuses at it, storing nothing", async () => {
+        const quota = { stamp: 1, quota: 2 };
+        assert.equal(await s.offline.push(H, "romeo", "<message n='1'/>", quota), true);
+        assert.equal(await s.offline.push(H, "romeo", "<message n='2'/>", quota), true);
+        assert.equal(await s.offline.push(H, "romeo", "<message n='3'/>", quota), false);
+        assert.equal(await s.offline.count(H, "romeo"), 2);
+        assert.deepEqual((await s.offline.list(H, "romeo")).map((m) => m.stanza), ["<message n='1'/>", "<message n='2'/>"]);
+        assert.equal(await s.offline.push(H, "romeo", "<message n='4'/>", { stamp: 1, quota: 3 }), true, "a larger quota makes room");
+        assert.equal(await s.offline.push(H, "romeo", "<message/>", { stamp: 1, quota: 0 }), false);
+      });
+
+      it("counts the quota per user", async () => {
+        const one = { stamp: 1, quota: 1 };
+        assert.equal(await s.offline.push(H, "romeo", "<a/>", one), true);
+        assert.equal(await s.offline.push(H, "juliet", "<b/>", one), true);
+        assert.equal(await s.offline.push(H2, "romeo", "<c/>", one), true);
+        assert.equal(await s.offline.push(H, "romeo", "<d/>", one), false);
+      });
+
+      it("lists oldest first with increasing ids and the given stamps", async () => {
+        for (let i = 0; i < 5; i++) await s.offline.push(H, "romeo", `<message n='${i}'/>`, { stamp: 1_000 + i, quota: 10 });
+        const list = await s.offline.list(H, "romeo");
+        assert.deepEqual(list.map((m) => [m.stanza, m.stamp]), [0, 1, 2, 3, 4].map((i) => [`<message n='${i}'/>`, 1_000 + i]));
+        for (let i = 1; i < list.length; i++) assert.ok((list[i]?.id ?? 0) > (list[i - 1]?.id ?? 0));
+      });
+
+      it("deletes by id, only the user's own messages, and never reuses an id", async () => {
+        for (let i = 0; i < 4; i++) await s.offline.push(H, "romeo", `<m n='${i}'/>`, PUSH);
+        await s.offline.push(H, "juliet", "<m j='1'/>", PUSH);
+        const [first, second, third, fourth] = await s.offline.list(H, "romeo");
+        const juliet = (await s.offline.list(H, "juliet"))[0];
+        assert.ok(first && second && third && fourth && juliet);
+        await s.offline.delete(H, "romeo", [first.id, third.id, juliet.id, 999_999]);
+        assert.deepEqual((await s.offline.list(H, "romeo")).map((m) => m.stanza), ["<m n='1'/>", "<m n='3'/>"]);
+        assert.equal(await s.offline.count(H, "juliet"), 1, "another user's id is ignored");
+        await s.offline.delete(H, "romeo", []);
+        await s.offline.delete(H, "romeo", [fourth.id]);
+        await s.offline.push(H, "romeo", "<m n='new'/>", PUSH);
+        const newest = (await s.offline.list(H, "romeo")).at(-1);
+        assert.ok(newest && newest.id > fourth.id, "a deleted newest id is not handed out again");
+        assert.equal(await s.offline.count(H, "romeo"), 2);
+      });
+
+      it("keeps stanzas with Unicode and large bodies unchanged", async () => {
+        const big = `<message><body>${"ü🎭".repeat(50_000)}</body></message>`;
+        await s.offline.push(H, "romeo", big, PUSH);
+        assert.equal((await s.offline.list(H, "romeo"))[0]?.stanza, big);
+      });
+
+      it("hands out copies", async () => {
+        await s.offline.push(H, "romeo", "<m/>", PUSH);
+        const list = await s.offline.list(H, "romeo");
+        if (list[0]) list[0].stanza = "<leaked/>";
+        list.pop();
+        assert.deepEqual((await s.offline.list(H, "romeo")).map((m) => m.stanza), ["<m/>"]);
+      });
+
+      it("rejects a bad quota, stamp, stanza or id list", async () => {
+        await rejectsWithCode(s.offline.push(H, "romeo", "<m/>", { stamp: 1, quota: -1 }), "COMITY_ERR_STORAGE_INVALID");
+        await rejectsWithCode(s.offline.push(H, "romeo", "<m/>", { stamp: 1, quota: 1.5 }), "COMITY_ERR_STORAGE_INVALID");
+        await rejectsWithCode(s.offline.push(H, "romeo", "<m/>", { stamp: Number.NaN, quota: 1 }), "COMITY_ERR_STORAGE_INVALID");
+        await rejectsWithCode(s.offline.push(H, "romeo", 42 as unknown as string, PUSH), "COMITY_ERR_STORAGE_INVALID");
+        await rejectsWithCode(s.offline.delete(H, "romeo", ["1"] as unknown as number[]), "COMITY_ERR_STORAGE_INVALID");
+        assert.equal(await s.offline.count(H, "romeo"), 0);
+      });
+    });
+
     describe("lifecycle", () => {
       it("rejects use after close, and closing twice is harmless", async () => {
         await s.accounts.create(H, "romeo", creds("r"));
@@ -350,6 +560,13 @@ for (const factory of selectedFactories()) {
         await rejectsWithCode(s.accounts.createMany(H, [{ username: "x", credentials: creds("x") }]), "COMITY_ERR_STORAGE_CLOSED");
         await rejectsWithCode(s.accounts.delete(H, "romeo"), "COMITY_ERR_STORAGE_CLOSED");
         await rejectsWithCode(kv.set(H, "romeo", "k", "v"), "COMITY_ERR_STORAGE_CLOSED");
+        await rejectsWithCode(s.rosters.get(H, "romeo"), "COMITY_ERR_STORAGE_CLOSED");
+        await rejectsWithCode(s.rosters.setItem(H, "romeo", item("a@x")), "COMITY_ERR_STORAGE_CLOSED");
+        await rejectsWithCode(s.rosters.removeItem(H, "romeo", "a@x"), "COMITY_ERR_STORAGE_CLOSED");
+        await rejectsWithCode(s.rosters.setPendingIn(H, "romeo", "a@x", "<p/>"), "COMITY_ERR_STORAGE_CLOSED");
+        await rejectsWithCode(s.offline.push(H, "romeo", "<m/>", PUSH), "COMITY_ERR_STORAGE_CLOSED");
+        await rejectsWithCode(s.offline.list(H, "romeo"), "COMITY_ERR_STORAGE_CLOSED");
+        await rejectsWithCode(s.offline.delete(H, "romeo", [1]), "COMITY_ERR_STORAGE_CLOSED");
       });
 
       it("keeps data across a reopen", { skip: factory.name === "memory" ? "memory keeps nothing" : false }, async () => {
@@ -360,6 +577,25 @@ for (const factory of selectedFactories()) {
         assert.deepEqual((await again.accounts.get(H, "romeo"))?.credentials, creds("r"));
         assert.equal(await again.keyval("private").get(H, "romeo", "k"), "v");
         assert.equal(await again.accounts.count(H), 1);
+      });
+
+      it("keeps rosters, versions, pending requests and offline messages across a reopen", { skip: factory.name === "memory" ? "memory keeps nothing" : false }, async () => {
+        assert.ok(fx.reopen);
+        const juliet = item("juliet@capulet.lit", { name: "Juliet", subscription: "both", groups: ["Lovers"] });
+        await s.rosters.setItem(H, "romeo", juliet);
+        await s.rosters.setItem(H, "romeo", item("tybalt@capulet.lit"));
+        await s.rosters.removeItem(H, "romeo", "tybalt@capulet.lit");
+        await s.rosters.setPendingIn(H, "romeo", "nurse@capulet.lit", "<presence type='subscribe'/>");
+        await s.offline.push(H, "romeo", "<message n='1'/>", { stamp: 42, quota: 10 });
+        await s.offline.push(H, "romeo", "<message n='2'/>", { stamp: 43, quota: 10 });
+        const before = await s.offline.list(H, "romeo");
+
+        const again = await fx.reopen();
+        assert.deepEqual(await again.rosters.get(H, "romeo"), { version: 3, items: [juliet] });
+        assert.deepEqual(await again.rosters.pendingIn(H, "romeo"), [{ jid: "nurse@capulet.lit", stanza: "<presence type='subscribe'/>" }]);
+        assert.deepEqual(await again.offline.list(H, "romeo"), before);
+        assert.equal(await again.rosters.setItem(H, "romeo", item("mercutio@montague.lit")), 4, "the version continues");
+        assert.equal(await again.offline.push(H, "romeo", "<message n='3'/>", { stamp: 44, quota: 2 }), false, "the quota counts stored messages");
       });
     });
 

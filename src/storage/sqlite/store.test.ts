@@ -4,11 +4,14 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
+import { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
 import { LATEST_SCHEMA_VERSION, MIGRATIONS, type Migration } from "./migrations.ts";
 import { openSqliteStorage, SQLITE_FILE_NAME } from "./store.ts";
 
 const CREDS = { scram: {} };
+const FIXTURE = new URL("./push-worker.fixture.ts", import.meta.url);
+const TSX_API = import.meta.resolve("tsx/esm/api");
 
 function hasCode(code: string) {
   return (err: unknown): boolean => (err as { code?: unknown }).code === code;
@@ -129,5 +132,55 @@ describe("sqlite storage", () => {
     } finally {
       await s.close();
     }
+  });
+
+  it("upgrades a version-1 database in place, keeping its accounts", async () => {
+    const v1 = MIGRATIONS.find((m) => m.id === 1);
+    assert.ok(v1);
+    raw((db) => {
+      db.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
+      db.exec(v1.sql);
+      db.prepare("INSERT INTO schema_migrations VALUES (1, ?, 0)").run(v1.name);
+      db.prepare("INSERT INTO accounts VALUES ('montague.lit', 'romeo', '{\"scram\":{}}', 0)").run();
+    });
+    const s = openSqliteStorage({ path });
+    try {
+      assert.equal(await s.accounts.count("montague.lit"), 1);
+      assert.equal(await s.rosters.setItem("montague.lit", "romeo", { jid: "juliet@capulet.lit", subscription: "none", ask: false, approved: false, groups: [] }), 1);
+      assert.equal(await s.offline.push("montague.lit", "romeo", "<message/>", { stamp: 0, quota: 1 }), true);
+    } finally {
+      await s.close();
+    }
+    assert.equal(raw((db) => db.prepare("SELECT max(version) FROM schema_migrations").pluck().get()), LATEST_SCHEMA_VERSION);
+  });
+
+  it("enforces the database's own checks on roster rows written behind the store's back", async () => {
+    await openSqliteStorage({ path }).close();
+    assert.throws(() =>
+      raw((db) => db.prepare("INSERT INTO roster_items VALUES ('h', 'u', 'j', NULL, 'pending', 0, 0, '[]')").run()),
+    );
+    assert.throws(() => raw((db) => db.prepare("INSERT INTO roster_items VALUES ('h', 'u', 'j', NULL, 'none', 0, 0, '{}')").run()));
+  });
+
+  it("never exceeds the offline quota when connections in several threads push at once", async () => {
+    await openSqliteStorage({ path }).close();
+    const quota = 150;
+    const pushes = 100;
+    const workers = Array.from({ length: 3 }, () =>
+      new Promise<number>((resolve, reject) => {
+        // Node 20 workers ignore a loader given by --import for their entry file, so a tiny CommonJS
+        // entry registers tsx first and then imports the TypeScript fixture.
+        const entry = `import(${JSON.stringify(TSX_API)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(FIXTURE.href)}); });`;
+        const w = new Worker(entry, { eval: true, workerData: { path, pushes, quota } });
+        w.once("message", (n: number) => resolve(n));
+        w.once("error", reject);
+        w.once("exit", (code) => {
+          if (code !== 0) reject(new Error(`worker exited with ${code}`));
+        });
+      }),
+    );
+    const accepted = await Promise.all(workers);
+    assert.equal(accepted.reduce((a, b) => a + b, 0), quota);
+    assert.equal(raw((db) => db.prepare("SELECT count(*) FROM offline_messages").pluck().get()), quota);
   });
 });
