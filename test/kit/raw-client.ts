@@ -36,11 +36,12 @@ export class RawClient {
     for (const f of w) f();
   }
 
-  static connect(port: number, opts: { tls?: boolean } = {}): Promise<RawClient> {
+  static connect(port: number, opts: { tls?: boolean; host?: string; servername?: string } = {}): Promise<RawClient> {
+    const host = opts.host ?? "127.0.0.1";
     return new Promise((resolve, reject) => {
       const s = opts.tls
-        ? tlsConnect({ host: "127.0.0.1", port, rejectUnauthorized: false, servername: "localhost" }, () => resolve(new RawClient(s)))
-        : netConnect({ host: "127.0.0.1", port }, () => resolve(new RawClient(s)));
+        ? tlsConnect({ host, port, rejectUnauthorized: false, servername: opts.servername ?? "localhost" }, () => resolve(new RawClient(s)))
+        : netConnect({ host, port }, () => resolve(new RawClient(s)));
       s.once("error", reject);
     });
   }
@@ -78,7 +79,7 @@ export class RawClient {
   }
 
   /** STARTTLS: send <starttls/>, wait for <proceed/>, then wrap the socket. */
-  async starttls(): Promise<void> {
+  async starttls(servername = "localhost"): Promise<void> {
     this.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
     await this.waitFor(/<proceed[^>]*\/>/);
     const plain = this.socket;
@@ -86,7 +87,7 @@ export class RawClient {
     plain.removeAllListeners("close");
     this.buffer = "";
     const secure = await new Promise<TLSSocket>((resolve, reject) => {
-      const s = tlsConnect({ socket: plain, rejectUnauthorized: false, servername: "localhost" }, () => resolve(s));
+      const s = tlsConnect({ socket: plain, rejectUnauthorized: false, servername }, () => resolve(s));
       s.once("error", reject);
     });
     this.socket = secure;
@@ -107,14 +108,15 @@ export class RawClient {
   }
 
   /** Full login over STARTTLS with PLAIN and bind; returns the bound JID. */
-  static async login(port: number, user: string, password: string, resource = "raw"): Promise<{ client: RawClient; jid: string }> {
-    const c = await RawClient.connect(port);
-    c.send(HEADER());
+  static async login(port: number, user: string, password: string, resource = "raw", opts: { host?: string; domain?: string } = {}): Promise<{ client: RawClient; jid: string }> {
+    const domain = opts.domain ?? "localhost";
+    const c = await RawClient.connect(port, opts.host ? { host: opts.host } : {});
+    c.send(HEADER(domain));
     await c.waitFor(/<\/stream:features>/);
-    await c.starttls();
-    c.send(HEADER());
+    await c.starttls(domain);
+    c.send(HEADER(domain));
     await c.waitFor(/<\/stream:features>/);
-    if (!(await c.authPlain(user, password))) throw new Error("auth failed");
+    if (!(await c.authPlain(user, password, domain))) throw new Error("auth failed");
     c.buffer = "";
     c.send(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`);
     const m = await c.waitFor(/<jid>([^<]+)<\/jid>/);
