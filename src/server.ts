@@ -20,6 +20,8 @@ import { S2sPool } from "./core/s2s/pool.ts";
 import { DialbackKeys } from "./core/s2s/dialback-key.ts";
 import { PeerResolver } from "./core/s2s/resolve.ts";
 import type { HostCertificate } from "./core/certs.ts";
+import { startControlServer, type ControlMethod } from "./admin/control.ts";
+import { unlinkSync } from "node:fs";
 import { builtinModules } from "./modules/builtin.ts";
 
 /** Where each listener ended up (useful with port 0 in tests). */
@@ -45,6 +47,9 @@ export class ComityServer {
   readonly s2s: S2sPool;
   readonly #s2sTls: TlsContexts;
   #stopping = false;
+  /** Methods the CLI can call over the control socket (`comity s2s list`, `comity buddies ...`). */
+  readonly control = new Map<string, ControlMethod>();
+  #controlServer: NetServer | undefined;
 
   private constructor(config: Config, log: Logger, storage: Storage, certs: Map<string, HostCertificate>) {
     this.config = config;
@@ -67,6 +72,8 @@ export class ComityServer {
       resolver: new PeerResolver({ routes: config.s2s.routes, dnsServers: config.s2s.dns_servers }),
     });
     this.router.remote = (stanza, to) => this.s2s.send(stanza, to);
+    this.control.set("s2s.list", () => this.s2s.list());
+    this.control.set("status", () => ({ sessions: this.sessions.count, hosts: [...this.hosts.keys()], s2s: this.s2s.list().length }));
   }
 
   /** Open storage, load or generate certificates and set up every host's modules. */
@@ -123,6 +130,7 @@ export class ComityServer {
       this.#listeners.push(server);
       this.addresses.c2sDirectTls.push(address);
     }
+    if (this.config.control_socket) this.#controlServer = await startControlServer(this.config.control_socket, this.control, this.log);
     for (const addr of this.config.s2s.listen) {
       const { server, address } = await listen(addr, (s) => this.s2s.accept(s));
       this.#listeners.push(server);
@@ -149,6 +157,14 @@ export class ComityServer {
     if (this.#stopping) return;
     this.#stopping = true;
     for (const l of this.#listeners) l.close();
+    if (this.#controlServer) {
+      this.#controlServer.close();
+      try {
+        if (this.config.control_socket) unlinkSync(this.config.control_socket);
+      } catch {
+        // already gone
+      }
+    }
     for (const s of [...this.#clients]) s.kick("system-shutdown", "server is shutting down");
     const deadline = Date.now() + 3000;
     while (this.#clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

@@ -10,6 +10,8 @@ import { registerCheck } from "./check.ts";
 import { CliError } from "./common.ts";
 import { registerStart } from "./start.ts";
 import { registerUserCommands } from "./users.ts";
+import { registerS2s } from "./s2s.ts";
+import { ControlError } from "../admin/control.ts";
 
 /** Build the command tree (exposed for tests and help generation). */
 export function buildProgram(): Command {
@@ -22,6 +24,7 @@ export function buildProgram(): Command {
   // --- Server-roster commands (`buddies list|request|approve|deny|remove`, `s2s ...`) talk to the running
   //     server over the control socket; they are registered here by their owners, e.g.
   //     `import { registerBuddies } from "./buddies.ts"; registerBuddies(program);`. ---
+  registerS2s(program);
   // --- Offline commands. ---
   registerCheck(program);
   registerCert(program);
@@ -50,7 +53,7 @@ function exitCodeFor(err: unknown): number {
     process.stderr.write(`comity: ${err.message}\n`);
     return err.exitCode;
   }
-  if (err instanceof CertError || err instanceof JidError || err instanceof StorageError) {
+  if (err instanceof CertError || err instanceof JidError || err instanceof StorageError || err instanceof ControlError) {
     process.stderr.write(`comity: ${err.message}\n`);
     return 1;
   }

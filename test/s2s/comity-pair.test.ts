@@ -68,3 +68,19 @@ test("a domain nobody serves bounces with remote-server-not-found", async () => 
   await alice.waitFor(/id='x1'[\s\S]*?<remote-server-not-found/, 15000);
   alice.close();
 });
+
+test("comity s2s list shows the links of the running server over the control socket", async () => {
+  const { writeFileSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const { execFile } = await import("node:child_process");
+  const { promisify } = await import("node:util");
+  const file = join(a.dataDir, "comity.yaml");
+  writeFileSync(file, `hosts: [{domain: a.localhost}]\ndata_dir: ${a.dataDir}\n`);
+  // The server runs in this process: the CLI must be awaited, not run synchronously.
+  const run = async (...args: string[]) => (await promisify(execFile)(process.execPath, ["--import", "tsx", "src/cli/run.ts", ...args, "--config", file], { encoding: "utf8" })).stdout;
+  const links = JSON.parse(await run("s2s", "list", "--json")) as { direction: string; peers: string[]; auth: string; tls: boolean }[];
+  assert.ok(links.some((l) => l.direction === "out" && l.peers.includes("b.localhost") && l.auth === "dialback" && l.tls));
+  const table = await run("s2s", "list");
+  assert.match(table, /^PEER\s+DIR\s+LOCAL/m);
+  assert.match(table, /b\.localhost\s+out\s+a\.localhost\s+established/);
+});
