@@ -70,6 +70,7 @@ export class ComityServer {
       ca,
       keys: new DialbackKeys(),
       resolver: new PeerResolver({ routes: config.s2s.routes, dnsServers: config.s2s.dns_servers }),
+      events: this.events,
     });
     this.router.remote = (stanza, to) => this.s2s.send(stanza, to);
     this.control.set("s2s.list", () => this.s2s.list());
@@ -83,7 +84,16 @@ export class ComityServer {
     const server = new ComityServer(config, log, storage, certs);
     for (const host of server.hosts.values()) {
       for (const mod of builtinModules(host)) {
-        await host.load(mod, { config, storage, log, events: server.events, sessions: server.sessions, send: (stanza) => server.router.send(stanza) });
+        await host.load(mod, {
+          config,
+          storage,
+          log,
+          events: server.events,
+          sessions: server.sessions,
+          send: (stanza) => server.router.send(stanza),
+          request: (iq, timeoutMs) => server.router.request(iq, timeoutMs),
+          control: server.control,
+        });
       }
     }
     return server;
@@ -149,6 +159,7 @@ export class ComityServer {
       this.#listeners.push(server);
       this.addresses.s2sDirectTls.push(address);
     }
+    for (const domain of this.hosts.keys()) await this.events.fire("server/started", { host: domain });
     return this.addresses;
   }
 
@@ -165,6 +176,8 @@ export class ComityServer {
         // already gone
       }
     }
+    // Modules say goodbye first (e.g. unavailable presence to server buddies), while links are still up.
+    for (const domain of this.hosts.keys()) await this.events.fire("server/stopping", { host: domain }).catch(() => false);
     for (const s of [...this.#clients]) s.kick("system-shutdown", "server is shutting down");
     const deadline = Date.now() + 3000;
     while (this.#clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

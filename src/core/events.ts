@@ -1,6 +1,7 @@
 // Named hooks with priorities (STYLE.md §3.2): higher priority runs first; a handler returning HANDLED stops
 // the chain. Event names and payloads are declared here so a wrong name fails type-checking.
 import type { Element } from "../xml/element.ts";
+import type { StanzaCondition } from "../xmpp/errors.ts";
 import type { Jid } from "../xmpp/jid.ts";
 import type { Origin } from "./module-api.ts";
 import type { LocalSession } from "./sessions.ts";
@@ -39,6 +40,16 @@ export interface EventMap {
   "session/ended": { session: LocalSession; reason: string };
   /** An account was deleted: modules drop its data. */
   "account/deleted": { host: string; username: string };
+  /** Every listener accepts connections / a clean shutdown began (before links close). */
+  "server/started": { host: string };
+  "server/stopping": { host: string };
+  /**
+   * A stanza is about to cross a server-to-server link (out: before queueing; in: after the link's checks).
+   * A handler returning HANDLED refuses it (federation policy); the sender gets `error` (default policy-violation).
+   */
+  "s2s/filter": { stanza: Element; local: string; remote: string; direction: "in" | "out"; host: string; error?: StanzaCondition };
+  /** A peer domain authenticated on a link; handlers may loosen or tighten its limits. */
+  "s2s/authenticated": { local: string; remote: string; direction: "in" | "out"; host: string; setMaxStanzaSize(bytes: number): void };
 }
 
 export type EventName = keyof EventMap;
@@ -69,6 +80,17 @@ export class Events {
   /** Whether anything listens (to skip building payloads on hot paths). */
   has(name: EventName): boolean {
     return (this.#table.get(name)?.length ?? 0) > 0;
+  }
+
+  /**
+   * Synchronous variant for decisions on hot paths that must not reorder stanzas (e.g. the federation
+   * filter): handlers must answer without awaiting; a returned promise counts as "not handled".
+   */
+  fireSync<E extends EventName>(name: E, payload: EventMap[E]): boolean {
+    const list = this.#table.get(name);
+    if (!list) return false;
+    for (const { handler } of list) if ((handler as Handler<E>)(payload) === HANDLED) return true;
+    return false;
   }
 
   /** Run handlers in priority order until one returns HANDLED; resolves true when one did. */

@@ -17,6 +17,8 @@ export class Host {
   readonly identities: Identity[] = [];
   readonly discoExtensions: (() => Element | undefined)[] = [];
   readonly #iq = new Map<string, IqHandler>();
+  /** APIs modules provide to each other on this host (e.g. "server-roster"). */
+  readonly provided = new Map<string, unknown>();
   readonly #admins: Set<string>;
 
   constructor(config: HostConfig) {
@@ -38,7 +40,17 @@ export class Host {
   /** Set up a module for this host with its own context. */
   async load(
     mod: ModuleDefinition,
-    deps: { config: Config; storage: Storage; log: Logger; send(stanza: Element): void; events: Events; sessions: SessionRegistry },
+    deps: {
+      config: Config;
+      storage: Storage;
+      log: Logger;
+      send(stanza: Element): void;
+      /** Optional so unit tests can load a module with a minimal context. */
+      request?(iq: Element, timeoutMs?: number): Promise<Element>;
+      control?: Map<string, (params: Record<string, unknown>) => unknown>;
+      events: Events;
+      sessions: SessionRegistry;
+    },
   ): Promise<void> {
     const log = deps.log.child({ host: this.domain, module: mod.name });
     const ctx: ModuleContext = {
@@ -58,6 +70,29 @@ export class Host {
       send: deps.send,
       isAdmin: (jid) => this.isAdmin(jid),
       sessions: deps.sessions,
+      request: deps.request ?? (() => Promise.reject(new Error("no router in this context"))),
+      addControlMethod: (name, fn) => {
+        // One server, several hosts: a method is registered once and dispatches on params.host (default: first host).
+        const control = (deps.control ??= new Map());
+        const existing = control.get(name);
+        const byHost = (existing as { byHost?: Map<string, typeof fn> } | undefined)?.byHost ?? new Map<string, typeof fn>();
+        byHost.set(this.domain, fn);
+        const dispatch = Object.assign(
+          (params: Record<string, unknown>) => {
+            const h = typeof params["host"] === "string" ? params["host"] : byHost.keys().next().value!;
+            const target = byHost.get(h);
+            if (!target) throw new Error(`${h} is not a host served here`);
+            return target(params);
+          },
+          { byHost },
+        );
+        control.set(name, dispatch);
+      },
+      use: <T,>(name: string) => this.provided.get(name) as T | undefined,
+      provide: (name, api) => {
+        if (this.provided.has(name)) throw new Error(`${mod.name}: "${name}" is already provided`);
+        this.provided.set(name, api);
+      },
       hook: <E extends EventName>(name: E, handler: Handler<E>, priority?: number) => {
         // Each host's modules see only events that concern that host.
         const domain = this.domain;

@@ -50,6 +50,14 @@ export interface ModuleContext {
   hook<E extends EventName>(name: E, handler: Handler<E>, priority?: number): void;
   /** Bound client sessions (read-only use: presence broadcast, pushes). */
   readonly sessions: SessionRegistry;
+  /** Send an IQ get/set (its `from` is this host or a local account) and await the result; rejects with a StanzaError. */
+  request(iq: Element, timeoutMs?: number): Promise<Element>;
+  /** Offer a method on the control socket (CLI), e.g. "buddies.list"; params arrive as parsed JSON. */
+  addControlMethod(name: string, fn: (params: Record<string, unknown>) => unknown): void;
+  /** Something another module provided (STYLE.md §3.3 provide/depends), or undefined. */
+  use<T>(name: string): T | undefined;
+  /** Make an API available to other modules of this host by name. */
+  provide(name: string, api: unknown): void;
   /** Whether a JID is one of this host's administrators. */
   isAdmin(jid: Jid): boolean;
 }

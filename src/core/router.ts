@@ -117,7 +117,10 @@ export class Router {
 
   async #iq(host: Host, iq: Element, from: Jid, to: Jid, target: "host" | "account", origin: Origin): Promise<void> {
     const type = iq.attrs["type"];
-    if (type !== "get" && type !== "set") return; // results and errors to the server: nothing awaits them yet
+    if (type !== "get" && type !== "set") {
+      this.#answer(iq, from, to);
+      return;
+    }
     const payload = iq.elements[0];
     if (!payload) throw new StanzaError("bad-request");
     const handler = host.iqHandler(type, target, payload.xmlns, payload.name);
@@ -129,6 +132,41 @@ export class Router {
     const reply = new Element("iq", iq.xmlns, attrs);
     if (result) reply.children.push(result);
     this.deliverReply(reply, from);
+  }
+
+  readonly #pending = new Map<string, { to: string; resolve: (el: Element) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }>();
+
+  /**
+   * Send an IQ get/set from a local host or account and wait for its result (resolves) or error (rejects with a
+   * StanzaError carrying the peer's condition). Times out with remote-server-timeout.
+   */
+  request(iq: Element, timeoutMs = 30_000): Promise<Element> {
+    const id = iq.attrs["id"] ?? `c${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
+    iq.attrs["id"] = id;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new StanzaError("remote-server-timeout"));
+      }, timeoutMs);
+      timer.unref();
+      this.#pending.set(id, { to: iq.attrs["to"] ?? "", resolve, reject, timer });
+      this.send(iq);
+    });
+  }
+
+  /** A result or error addressed to a host or account: settle the request that awaits it, if any. */
+  #answer(iq: Element, from: Jid, to: Jid): void {
+    const id = iq.attrs["id"];
+    const p = id === undefined ? undefined : this.#pending.get(id);
+    if (!p || p.to !== from.toString()) return; // unsolicited or from someone else: ignored
+    this.#pending.delete(id!);
+    clearTimeout(p.timer);
+    void to;
+    if (iq.attrs["type"] === "result") p.resolve(iq);
+    else {
+      const cond = iq.getChild("error")?.elements.find((e) => e.xmlns === "urn:ietf:params:xml:ns:xmpp-stanzas")?.name ?? "undefined-condition";
+      p.reject(new StanzaError(cond as "undefined-condition"));
+    }
   }
 
   #unavailable(stanza: Element): void {

@@ -5,10 +5,11 @@ import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { Element, renameNamespace } from "../../xml/element.ts";
 import { Connection, newStreamId } from "../../net/connection.ts";
-import { StreamError } from "../../xmpp/errors.ts";
+import { StanzaError, StreamError } from "../../xmpp/errors.ts";
 import { NS_CLIENT, NS_DIALBACK, NS_DIALBACK_FEATURE, NS_SASL, NS_SERVER, NS_STREAM, NS_TLS } from "../../xmpp/ns.ts";
 import { parseJid, prepareDomain, type Jid } from "../../xmpp/jid.ts";
 import { certificateValidFor } from "./cert-check.ts";
+import type { EventMap } from "../events.ts";
 import type { LinkInfo, S2sAuth, S2sDeps } from "./types.ts";
 
 const STANZAS = new Set(["message", "presence", "iq"]);
@@ -184,6 +185,7 @@ export class S2sIn {
     this.#externalDone = true;
     this.#auth = "sasl-external";
     this.#pairs.set(domain, new Set([this.#local!]));
+    this.#authenticatedHook(domain, this.#local!);
     c.ignoreRest();
     c.send(new Element("success", NS_SASL));
     c.restart();
@@ -225,6 +227,7 @@ export class S2sIn {
       if (!set) this.#pairs.set(from, (set = new Set()));
       set.add(to);
       if (this.#auth === "none") this.#auth = "dialback";
+      this.#authenticatedHook(from, to);
       reply("valid");
       this.#deps.log.info({ peer: from, local: to, auth: "dialback", tls: c.secure }, "s2s in: authenticated");
     } else if (verdict === "invalid") {
@@ -254,6 +257,19 @@ export class S2sIn {
     c.send(new Element("db:verify", NS_DIALBACK, { from: to, to: from, id, type: valid ? "valid" : "invalid" }));
   }
 
+  /** Let policy modules adjust this link's limits for the peer (e.g. looser for trusted servers). */
+  #authenticatedHook(remote: string, local: string): void {
+    const events = this.#deps.events;
+    if (!events.has("s2s/authenticated")) return;
+    void events.fire("s2s/authenticated", {
+      local,
+      remote,
+      direction: "in",
+      host: local,
+      setMaxStanzaSize: (bytes) => this.conn.setLimits({ maxStanzaSize: bytes }),
+    });
+  }
+
   async #stanza(el: Element): Promise<void> {
     if (this.#pairs.size === 0) throw new StreamError("not-authorized", { text: "authenticate first" });
     let from: Jid;
@@ -271,6 +287,14 @@ export class S2sIn {
     renameNamespace(el, NS_SERVER, NS_CLIENT);
     el.attrs["from"] = from.toString();
     el.attrs["to"] = to.toString();
+    const events = this.#deps.events;
+    if (events.has("s2s/filter")) {
+      const ev: EventMap["s2s/filter"] = { stanza: el, local: to.domain, remote: from.domain, direction: "in", host: to.domain };
+      if (events.fireSync("s2s/filter", ev)) {
+        this.#deps.router.bounce(el, new StanzaError(ev.error ?? "policy-violation"));
+        return;
+      }
+    }
     await this.#deps.router.route(el, from, to, { kind: "s2s", jid: parseJid(from.domain) });
   }
 

@@ -6,6 +6,7 @@ import { StanzaError } from "../../xmpp/errors.ts";
 import type { Jid } from "../../xmpp/jid.ts";
 import { S2sIn } from "./incoming.ts";
 import { S2sOut } from "./outgoing.ts";
+import type { EventMap } from "../events.ts";
 import type { LinkInfo, S2sDeps } from "./types.ts";
 
 /** All server-to-server links of this server. */
@@ -26,6 +27,13 @@ export class S2sPool {
     if (!this.#deps.hosts.has(local) || this.#stopping) {
       this.#deps.router.bounce(stanza, new StanzaError("remote-server-not-found"));
       return;
+    }
+    if (this.#deps.events.has("s2s/filter")) {
+      const ev: EventMap["s2s/filter"] = { stanza, local, remote: to.domain, direction: "out", host: local };
+      if (this.#deps.events.fireSync("s2s/filter", ev)) {
+        this.#deps.router.bounce(stanza, new StanzaError(ev.error ?? "policy-violation"));
+        return;
+      }
     }
     this.#link(local, to.domain).send(stanza);
   }

@@ -7,6 +7,7 @@ import type { TlsContexts } from "../tls-contexts.ts";
 import type { HostCertificate } from "../certs.ts";
 import type { DialbackKeys } from "./dialback-key.ts";
 import type { PeerResolver } from "./resolve.ts";
+import type { Events } from "../events.ts";
 
 /** How a link proved the peer's domain. */
 export type S2sAuth = "none" | "dialback" | "sasl-external";
@@ -39,4 +40,5 @@ export interface S2sDeps {
   ca: string[];
   keys: DialbackKeys;
   resolver: PeerResolver;
+  events: Events;
 }
