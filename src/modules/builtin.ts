@@ -5,6 +5,9 @@ import { discoModule } from "./disco/mod.ts";
 import ping from "./ping/mod.ts";
 import version from "./version/mod.ts";
 import contactInfo from "./contact-info/mod.ts";
+import offline from "./offline/mod.ts";
+import vcard from "./vcard/mod.ts";
+import privateStorage from "./private/mod.ts";
 
 /** Modules for one host (disco needs the host to read what the others registered). */
 export function builtinModules(host: Host): ModuleDefinition[] {
@@ -13,5 +16,8 @@ export function builtinModules(host: Host): ModuleDefinition[] {
     ping,
     version,
     contactInfo,
+    offline,
+    vcard,
+    privateStorage,
   ];
 }

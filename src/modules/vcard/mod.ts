@@ -1,0 +1,46 @@
+// XEP-0054: vcard-temp <https://xmpp.org/extensions/xep-0054.html> §3.1 (own vCard), §3.2 (update), §3.3 (another
+// user's vCard, answered by the server on the user's behalf) and §4 (disco feature).
+import { Element, serialize } from "../../xml/element.ts";
+import { parseXml } from "../../xml/parser.ts";
+import { StanzaError } from "../../xmpp/errors.ts";
+import { defineModule } from "../../core/module-api.ts";
+
+/** The vcard-temp namespace (also the disco#info feature). */
+export const NS_VCARD = "vcard-temp";
+/** The keyval store name and the key the vCard is kept under. */
+const STORE = "vcard";
+const KEY = "vcard";
+
+export default defineModule({
+  name: "vcard",
+  protocol: [{ xep: 54, version: "1.2" }],
+  setup(ctx) {
+    const store = ctx.storage.keyval(STORE);
+    const maxSize = ctx.config.vcard.max_size;
+    ctx.addFeature(NS_VCARD);
+    ctx.addFeature(NS_VCARD, "account");
+
+    ctx.handleIq("get", "account", NS_VCARD, "vCard", async (_iq, { from, to }) => {
+      const stored = await store.get(ctx.host, to.local, KEY);
+      if (stored !== undefined) return parseXml(stored);
+      // §3.1 allows an empty vCard or item-not-found for one's own: the empty element is what most clients expect.
+      if (from.bare.equals(to.bare)) return new Element("vCard", NS_VCARD);
+      // §3.3: none for another user is service-unavailable, the same answer as for an unknown account.
+      throw new StanzaError("service-unavailable");
+    });
+
+    ctx.handleIq("set", "account", NS_VCARD, "vCard", async (_iq, { from, to, payload }) => {
+      // §3.2: only the account itself may change its vCard.
+      if (!from.bare.equals(to.bare)) throw new StanzaError("forbidden");
+      if (payload.elements.length === 0 && payload.text().trim() === "" && Object.keys(payload.attrs).length === 0) {
+        await store.set(ctx.host, to.local, KEY, undefined); // an empty vCard removes the stored one
+        return;
+      }
+      const text = serialize(payload, "");
+      if (Buffer.byteLength(text, "utf8") > maxSize) {
+        throw new StanzaError("not-acceptable", { text: `vCard larger than ${maxSize} bytes` });
+      }
+      await store.set(ctx.host, to.local, KEY, text);
+    });
+  },
+});
