@@ -131,7 +131,10 @@ export class C2sSession implements LocalSession {
       }
       const cb = secure ? channelBindingFor(this.conn.socket as TLSSocket).types : [];
       const mechs = f.c("mechanisms", {}, NS_SASL);
-      for (const m of listMechanisms({ tls: secure, channelBindingTypes: cb, passwordStorage: this.#deps.config.auth.password_storage })) mechs.c("mechanism").t(m);
+      const insecurePlain = this.#deps.config.auth.insecure_plain && !required;
+      for (const m of listMechanisms({ tls: secure, channelBindingTypes: cb, passwordStorage: this.#deps.config.auth.password_storage, insecurePlain })) {
+        mechs.c("mechanism").t(m);
+      }
       if (cb.length > 0) {
         // XEP-0440: which channel-binding types -PLUS can use on this connection.
         const types = f.c("sasl-channel-binding", {}, "urn:xmpp:sasl-cb:0");
@@ -193,6 +196,7 @@ export class C2sSession implements LocalSession {
         channelBindingTypes: cb?.types ?? [],
         channelBinding: (type) => cb?.get(type),
         iterations: this.#deps.config.auth.scram_iterations,
+        insecurePlain: this.#deps.config.auth.insecure_plain && this.#deps.config.c2s.encryption === "optional",
         lookup: async (raw) => {
           let user: string;
           try {

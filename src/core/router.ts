@@ -87,26 +87,33 @@ export class Router {
     const sessions = this.sessions.ofBare(bare);
     const isIq = stanza.name === "iq";
     if (!isIq && (await this.#arrive(to.resource !== "" ? "full" : "bare", { stanza, from, to, origin }))) return;
+    const type = stanza.attrs["type"];
     if (to.resource !== "") {
       const s = sessions.get(to.resource);
       if (s) return s.deliver(stanza);
       if (stanza.name === "iq") return this.#unavailable(stanza);
       if (stanza.name === "presence") return; // RFC 6121 §8.5.3.2.3: silently ignored
-      // Message to an unknown resource: handled as if to the bare JID (RFC 6121 §8.5.3.2.1).
+      // RFC 6121 §8.5.3.2.1: to an unknown resource, normal and chat are handled as if sent to the bare JID,
+      // groupchat gets service-unavailable, headline and error are ignored.
+      if (type === "groupchat") return this.#unavailable(stanza);
+      if (type === "headline" || type === "error") return;
     }
     if (stanza.name === "iq") {
       if (sessions.size === 0 && !(await this.#storage.accounts.get(host.domain, to.local))) return this.#unavailable(stanza);
       return this.#iq(host, stanza, from, to.bare, "account", origin);
     }
     if (stanza.name === "message") {
+      // RFC 6121 §8.5.2: messages to the bare JID, by type.
+      if (type === "error") return;
       let best: number | undefined;
       for (const s of sessions.values()) if (s.available && s.priority >= 0 && (best === undefined || s.priority > best)) best = s.priority;
       if (best !== undefined) {
-        for (const s of sessions.values()) if (s.available && s.priority === best) s.deliver(stanza);
+        if (type === "groupchat") return this.#unavailable(stanza);
+        // headline goes to every available resource with non-negative priority, others to the highest.
+        for (const s of sessions.values()) if (s.available && (type === "headline" ? s.priority >= 0 : s.priority === best)) s.deliver(stanza);
         return;
       }
       if (this.events.has("message/offline") && (await this.events.fire("message/offline", { stanza, from, to, origin }))) return;
-      const type = stanza.attrs["type"];
       // RFC 6121 §8.5.2.1.1: groupchat and headline are dropped silently, others get an error.
       if (type === "groupchat" || type === "headline") return;
       return this.#unavailable(stanza);

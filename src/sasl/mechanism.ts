@@ -35,6 +35,8 @@ export interface SaslContext {
   lookup(username: string): Promise<StoredCredentials | undefined>;
   /** Whether `username` may act as the non-empty `authzid`. Without it every non-empty authzid fails with invalid-authzid. */
   authzidAllowed?(authzid: string, username: string): boolean;
+  /** Allow PLAIN without TLS (auth.insecure_plain: benchmarks and development only). */
+  insecurePlain?: boolean;
   /** Iteration count shown for unknown users so they look like real ones (auth.scram_iterations); default 4096. */
   iterations?: number;
 }
@@ -52,11 +54,11 @@ const SCRAM = ["SCRAM-SHA-256", "SCRAM-SHA-1"] as const;
  * Mechanisms to advertise, strongest first. `passwordStorage` does not change the list today: both SCRAM hashes are
  * stored in either mode (see credentials.ts), and PLAIN is offered only over TLS.
  */
-export function listMechanisms(opts: { tls: boolean; channelBindingTypes: string[]; passwordStorage: "scram" | "plain" }): string[] {
+export function listMechanisms(opts: { tls: boolean; channelBindingTypes: string[]; passwordStorage: "scram" | "plain"; insecurePlain?: boolean }): string[] {
   const names: string[] = [];
   if (opts.tls && opts.channelBindingTypes.length > 0) names.push(...SCRAM_PLUS);
   names.push(...SCRAM);
-  if (opts.tls) names.push("PLAIN");
+  if (opts.tls || opts.insecurePlain === true) names.push("PLAIN");
   return names;
 }
 
@@ -84,7 +86,7 @@ export function createMechanism(name: string, ctx: SaslContext): SaslMechanism |
     case "SCRAM-SHA-1":
       return createScram(ctx, { hash: "SHA-1", plus: false });
     case "PLAIN":
-      return ctx.tls ? createPlain(ctx) : refusing(name, "encryption-required", "PLAIN is only available over TLS");
+      return ctx.tls || ctx.insecurePlain === true ? createPlain(ctx) : refusing(name, "encryption-required", "PLAIN is only available over TLS");
     default:
       return undefined;
   }

@@ -10,7 +10,7 @@ import { createTestServer, type TestServer } from "../kit/server.ts";
 import { RawClient } from "../kit/raw-client.ts";
 
 const PASSWORD = "secret";
-const USERS = ["sender", "prio", "neg", "nopres", "full", "ghostres", "off1", "off2", "quota", "gc", "err", "card1", "card2", "priv1", "priv2"];
+const USERS = ["types", "sender", "prio", "neg", "nopres", "full", "ghostres", "off1", "off2", "quota", "gc", "err", "card1", "card2", "priv1", "priv2"];
 
 let ts: TestServer;
 before(async () => {
@@ -299,4 +299,28 @@ test("private XML storage round-trips for its owner and is invisible to and unto
   assert.equal(denied.attrs["type"], "error");
   assert.ok(denied.getChild("error")!.getChild("forbidden", "urn:ietf:params:xml:ns:xmpp-stanzas"));
   closeAll(one, two);
+});
+
+test("message types to bare and full JIDs follow RFC 6121 §8.5 (headline to all, groupchat refused, errors ignored)", async () => {
+  const s = await online("sender", "types");
+  const hi = await online("types", "hi", 5);
+  const lo = await online("types", "lo", 1);
+  const neg = await online("types", "neg", -1);
+  s.send("<message to='types@localhost' type='headline'><body>news</body></message>");
+  await received(hi, "news");
+  await received(lo, "news");
+  s.send("<message to='types@localhost' type='groupchat' id='gc-bare'><body>room</body></message>");
+  await s.waitFor(/id='gc-bare'[\s\S]*?<service-unavailable/);
+  s.send("<message to='types@localhost/nope' type='groupchat' id='gc-full'><body>room</body></message>");
+  await s.waitFor(/id='gc-full'[\s\S]*?<service-unavailable/);
+  s.send("<message to='types@localhost/nope' type='headline'><body>lost-headline</body></message>");
+  s.send("<message to='types@localhost' type='error'><body>err-bare</body></message>");
+  await barrier(s, { "types@localhost/hi": hi, "types@localhost/lo": lo });
+  for (const c of [hi, lo, neg]) {
+    assert.ok(!bodies(c).includes("lost-headline"));
+    assert.ok(!bodies(c).includes("err-bare"));
+    assert.ok(!bodies(c).includes("room"));
+  }
+  assert.ok(!bodies(neg).includes("news"), "negative priority never gets bare-JID messages");
+  closeAll(s, hi, lo, neg);
 });

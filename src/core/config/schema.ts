@@ -89,6 +89,10 @@ export const ConfigSchema = Type.Object(
           description: "`scram`: only salted SCRAM keys are stored; `plain`: the password itself (as ejabberd's auth_password_format)",
         }),
         scram_iterations: Type.Integer({ minimum: 4096, default: 4096, description: "PBKDF2 iteration count for new SCRAM credentials" }),
+        insecure_plain: Type.Boolean({
+          default: false,
+          description: "Offer SASL PLAIN on unencrypted streams too (needs c2s.encryption: optional; benchmarks and development only)",
+        }),
         failure_delay_ms: Type.Integer({ minimum: 0, default: 1000, description: "Base delay after repeated failures from one address (doubles, capped at 30 s)" }),
       },
       { default: {}, additionalProperties: false, description: "Accounts and passwords" },
