@@ -9,7 +9,7 @@ import Database from "better-sqlite3";
 import { createMemoryStorage } from "./memory.ts";
 import { LATEST_SCHEMA_VERSION } from "./sqlite/migrations.ts";
 import { openSqliteStorage, SQLITE_FILE_NAME } from "./sqlite/store.ts";
-import type { RosterItem, Storage, StoredCredentials } from "./types.ts";
+import type { RosterItem, ServerRosterEntry, Storage, StoredCredentials } from "./types.ts";
 
 /** One open store under test plus what the suite may do with it beyond the Storage interface. */
 interface StorageFixture {
@@ -547,6 +547,132 @@ for (const factory of selectedFactories()) {
         await rejectsWithCode(s.offline.push(H, "romeo", 42 as unknown as string, PUSH), "COMITY_ERR_STORAGE_INVALID");
         await rejectsWithCode(s.offline.delete(H, "romeo", ["1"] as unknown as number[]), "COMITY_ERR_STORAGE_INVALID");
         assert.equal(await s.offline.count(H, "romeo"), 0);
+      });
+    });
+
+    describe("server roster", () => {
+      const P = "prosody.example";
+      /** A fresh entry for `peer` with the fields a case does not care about. */
+      const entry = (peer: string, extra: Partial<ServerRosterEntry> = {}): ServerRosterEntry => ({
+        host: H, peer, subscription: "none", pendingIn: false, pendingInSince: null, pendingOut: false, pendingOutSince: null,
+        preApproved: false, peerImplementsServerRosters: null, peerAvailable: null, peerStatus: null, peerPresenceAt: null,
+        since: 1_700_000_000_000, decidedBy: null, decidedVia: null, note: null, ...extra,
+      });
+      const audit = { action: "request", actor: "cli:root", via: "cli" };
+
+      it("starts empty, stores an entry with every field, and lists by host then peer", async () => {
+        assert.deepEqual(await s.serverRoster.list(), []);
+        assert.equal(await s.serverRoster.get(H, P), undefined);
+        const full = entry(P, {
+          subscription: "to", pendingIn: true, pendingInSince: 5, pendingOut: true, pendingOutSince: 6, preApproved: true,
+          peerImplementsServerRosters: false, peerAvailable: true, peerStatus: "up ✓", peerPresenceAt: 7, decidedBy: "admin@montague.lit",
+          decidedVia: "xmpp", note: "partner's server",
+        });
+        const r = await s.serverRoster.update(H, P, () => ({ entry: full, audit }));
+        assert.equal(r.changed, true);
+        assert.equal(r.before, undefined);
+        assert.deepEqual(r.after, full);
+        assert.deepEqual(await s.serverRoster.get(H, P), full);
+        await s.serverRoster.update(H, "a.example", () => ({ entry: entry("a.example") }));
+        await s.serverRoster.update(H2, "b.example", () => ({ entry: { ...entry("b.example"), host: H2 } }));
+        assert.deepEqual((await s.serverRoster.list()).map((e) => `${e.host} ${e.peer}`), [`${H2} b.example`, `${H} a.example`, `${H} ${P}`]);
+        assert.deepEqual((await s.serverRoster.list(H)).map((e) => e.peer), ["a.example", P]);
+      });
+
+      it("keeps nullable booleans apart: null, false and true", async () => {
+        for (const [peer, v] of [["n.example", null], ["f.example", false], ["t.example", true]] as const) {
+          await s.serverRoster.update(H, peer, () => ({ entry: entry(peer, { peerImplementsServerRosters: v, peerAvailable: v }) }));
+          const got = await s.serverRoster.get(H, peer);
+          assert.equal(got?.peerImplementsServerRosters, v);
+          assert.equal(got?.peerAvailable, v);
+        }
+      });
+
+      it("hands `decide` the stored entry and changes nothing when it returns undefined", async () => {
+        await s.serverRoster.update(H, P, () => ({ entry: entry(P, { pendingIn: true, pendingInSince: 1 }), audit }));
+        let seen: ServerRosterEntry | undefined;
+        const r = await s.serverRoster.update(H, P, (cur) => {
+          seen = cur;
+          return undefined;
+        });
+        assert.equal(seen?.pendingIn, true);
+        assert.equal(r.changed, false);
+        assert.deepEqual(r.after, r.before);
+        assert.equal((await s.serverRoster.audit(H)).length, 1);
+      });
+
+      it("serialises concurrent check-and-set decisions: the same request approved twice is one approval", async () => {
+        await s.serverRoster.update(H, P, () => ({ entry: entry(P, { pendingIn: true, pendingInSince: 1 }), audit: { ...audit, action: "inbound-subscribe" } }));
+        const approve = () =>
+          s.serverRoster.update(H, P, (cur) =>
+            cur?.pendingIn === true ? { entry: { ...cur, pendingIn: false, pendingInSince: null, subscription: "from" }, audit: { ...audit, action: "approve" } } : undefined,
+          );
+        const results = await Promise.all([approve(), approve(), approve()]);
+        assert.equal(results.filter((r) => r.changed).length, 1);
+        assert.equal((await s.serverRoster.get(H, P))?.subscription, "from");
+        assert.equal((await s.serverRoster.audit(H, { peer: P })).filter((a) => a.action === "approve").length, 1);
+      });
+
+      it("deletes an entry when `decide` returns entry undefined, keeping its audit lines", async () => {
+        await s.serverRoster.update(H, P, () => ({ entry: entry(P), audit }));
+        const r = await s.serverRoster.update(H, P, () => ({ entry: undefined, audit: { ...audit, action: "remove", detail: "no longer needed" } }));
+        assert.equal(r.after, undefined);
+        assert.equal(await s.serverRoster.get(H, P), undefined);
+        const lines = await s.serverRoster.audit(H, { peer: P });
+        assert.deepEqual(lines.map((a) => a.action), ["remove", "request"]);
+        assert.equal(lines[0]?.detail, "no longer needed");
+        assert.equal(lines[1]?.detail, null);
+        assert.equal(lines[0]?.host, H);
+        assert.equal(typeof lines[0]?.at, "number");
+        assert.ok(lines[0]!.id > lines[1]!.id);
+      });
+
+      it("appends audit lines without entries, filters by host and peer, newest first, with a limit", async () => {
+        for (let i = 0; i < 5; i++) await s.serverRoster.appendAudit(H, i % 2 === 0 ? P : "x.example", { ...audit, detail: `n${i}`, at: 100 + i });
+        await s.serverRoster.appendAudit(H2, P, audit);
+        assert.deepEqual((await s.serverRoster.audit(H)).map((a) => a.detail), ["n4", "n3", "n2", "n1", "n0"]);
+        assert.deepEqual((await s.serverRoster.audit(H, { peer: P })).map((a) => a.detail), ["n4", "n2", "n0"]);
+        assert.deepEqual((await s.serverRoster.audit(H, { limit: 2 })).map((a) => a.at), [104, 103]);
+        assert.equal((await s.serverRoster.audit(H2)).length, 1);
+        await rejectsWithCode(s.serverRoster.audit(H, { limit: 0 }), "COMITY_ERR_STORAGE_INVALID");
+      });
+
+      it("rolls back when `decide` throws, and rejects malformed entries and audit lines", async () => {
+        await assert.rejects(s.serverRoster.update(H, P, () => {
+          throw new Error("boom");
+        }), /boom/);
+        assert.equal(await s.serverRoster.get(H, P), undefined);
+        await rejectsWithCode(s.serverRoster.update(H, P, () => ({ entry: entry("other.example") })), "COMITY_ERR_STORAGE_INVALID");
+        await rejectsWithCode(s.serverRoster.update(H, P, () => ({ entry: entry(P, { subscription: "maybe" as "to" }) })), "COMITY_ERR_STORAGE_INVALID");
+        await rejectsWithCode(s.serverRoster.update(H, P, () => ({ entry: entry(P, { pendingIn: 1 as unknown as boolean }) })), "COMITY_ERR_STORAGE_INVALID");
+        await rejectsWithCode(s.serverRoster.update(H, P, () => ({ entry: entry(P), audit: { ...audit, actor: "" } })), "COMITY_ERR_STORAGE_INVALID");
+        await rejectsWithCode(s.serverRoster.appendAudit(H, P, { ...audit, via: 3 as unknown as string }), "COMITY_ERR_STORAGE_INVALID");
+        assert.equal(await s.serverRoster.get(H, P), undefined);
+        assert.deepEqual(await s.serverRoster.audit(H), []);
+      });
+
+      it("copies entries in and out, so callers cannot alias stored state", async () => {
+        const e = entry(P, { note: "first" });
+        await s.serverRoster.update(H, P, () => ({ entry: e }));
+        e.note = "edited-after";
+        const got = (await s.serverRoster.get(H, P))!;
+        got.note = "edited-copy";
+        assert.equal((await s.serverRoster.get(H, P))?.note, "first");
+      });
+
+      it("survives a reopen (persistent backends)", async () => {
+        if (!fx.reopen) return;
+        await s.serverRoster.update(H, P, () => ({ entry: entry(P, { subscription: "both", note: "kept" }), audit }));
+        s = await fx.reopen();
+        assert.equal((await s.serverRoster.get(H, P))?.note, "kept");
+        assert.equal((await s.serverRoster.audit(H)).length, 1);
+      });
+
+      it("rejects use after close", async () => {
+        await s.close();
+        await rejectsWithCode(s.serverRoster.list(), "COMITY_ERR_STORAGE_CLOSED");
+        await rejectsWithCode(s.serverRoster.update(H, P, () => undefined), "COMITY_ERR_STORAGE_CLOSED");
+        await rejectsWithCode(s.serverRoster.audit(H), "COMITY_ERR_STORAGE_CLOSED");
       });
     });
 

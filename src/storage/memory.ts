@@ -8,9 +8,13 @@ import type {
   OfflineStore,
   RosterItem,
   RosterStore,
+  ServerRosterAuditRecord,
+  ServerRosterEntry,
+  ServerRosterStore,
   Storage,
   StoredCredentials,
 } from "./types.ts";
+import { assertAudit, assertServerRosterEntry, auditLimit, copyServerRosterEntry } from "./server-roster.ts";
 
 /** NUL cannot appear in a JID part, so it separates the parts of a map key without ambiguity. */
 const SEP = "\u0000";
@@ -242,11 +246,65 @@ export function createMemoryStorage(): Storage {
     },
   };
 
+  /** host SEP peer -> entry */
+  const serverRoster = new Map<string, ServerRosterEntry>();
+  const serverRosterAudit: ServerRosterAuditRecord[] = [];
+  let nextAuditId = 1;
+  const appendAudit = (host: string, peer: string, a: NonNullable<Parameters<ServerRosterStore["appendAudit"]>[2]>): number => {
+    const id = nextAuditId++;
+    serverRosterAudit.push({ id, host, peer, action: a.action, actor: a.actor, via: a.via, detail: a.detail ?? null, at: a.at ?? Date.now() });
+    return id;
+  };
+  const byHostPeer = (a: ServerRosterEntry, b: ServerRosterEntry): number => byUtf8(a.host, b.host) || byUtf8(a.peer, b.peer);
+
+  const serverRosterStore: ServerRosterStore = {
+    async list(host) {
+      live();
+      return [...serverRoster.values()].filter((e) => host === undefined || e.host === host).sort(byHostPeer).map(copyServerRosterEntry);
+    },
+    async get(host, peer) {
+      live();
+      const e = serverRoster.get(host + SEP + peer);
+      return e === undefined ? undefined : copyServerRosterEntry(e);
+    },
+    async update(host, peer, decide) {
+      live();
+      // Synchronous from read to write, so no other update can interleave (the SQL store uses a transaction).
+      const key = host + SEP + peer;
+      const stored = serverRoster.get(key);
+      const before = stored === undefined ? undefined : copyServerRosterEntry(stored);
+      const change = decide(before === undefined ? undefined : copyServerRosterEntry(before));
+      if (change === undefined) return { before, after: before, changed: false };
+      if (change.entry !== undefined) assertServerRosterEntry(change.entry, host, peer);
+      if (change.audit !== undefined) assertAudit(change.audit);
+      if (change.entry === undefined) serverRoster.delete(key);
+      else serverRoster.set(key, copyServerRosterEntry(change.entry));
+      if (change.audit !== undefined) appendAudit(host, peer, change.audit);
+      return { before, after: change.entry === undefined ? undefined : copyServerRosterEntry(change.entry), changed: true };
+    },
+    async appendAudit(host, peer, record) {
+      live();
+      assertAudit(record);
+      return appendAudit(host, peer, record);
+    },
+    async audit(host, opts) {
+      live();
+      const limit = auditLimit(opts?.limit);
+      const out: ServerRosterAuditRecord[] = [];
+      for (let i = serverRosterAudit.length - 1; i >= 0 && out.length < limit; i--) {
+        const r = serverRosterAudit[i]!;
+        if (r.host === host && (opts?.peer === undefined || r.peer === opts.peer)) out.push({ ...r });
+      }
+      return out;
+    },
+  };
+
   return {
     kind: "memory",
     accounts: accountStore,
     rosters: rosterStore,
     offline: offlineStore,
+    serverRoster: serverRosterStore,
     keyval(name) {
       assertStoreName(name);
       let kv = keyvals.get(name);

@@ -100,12 +100,80 @@ export interface OfflineStore {
   count(host: string, username: string): Promise<number>;
 }
 
+/** One peer domain in one host's server roster (XEP-0267), as stored; see src/modules/server-buddies/api.ts. */
+export interface ServerRosterEntry {
+  host: string;
+  peer: string;
+  subscription: Subscription;
+  /** They asked to trust us (inbound `subscribe`), waiting for an admin; and since when (ms since the epoch). */
+  pendingIn: boolean;
+  pendingInSince: number | null;
+  /** We asked (outbound `subscribe`), waiting for them; and since when. */
+  pendingOut: boolean;
+  pendingOutSince: number | null;
+  /** Our admin, when requesting, also approved the peer's reciprocal request (mutual trust). */
+  preApproved: boolean;
+  /** Whether the peer advertises urn:xmpp:server-presence (null: not known). */
+  peerImplementsServerRosters: boolean | null;
+  /** The peer's last server presence (null: never seen). */
+  peerAvailable: boolean | null;
+  peerStatus: string | null;
+  peerPresenceAt: number | null;
+  /** When the current subscription state began. */
+  since: number;
+  /** Who made the last decision and through which surface ("cli", "xmpp", "api", "web", "protocol"). */
+  decidedBy: string | null;
+  decidedVia: string | null;
+  note: string | null;
+}
+
+/** One line of the server roster's audit log (append-only; kept after the entry is removed). */
+export interface ServerRosterAuditRecord {
+  id: number;
+  host: string;
+  peer: string;
+  action: string;
+  actor: string;
+  via: string;
+  detail: string | null;
+  at: number;
+}
+
+/** What a {@link ServerRosterStore.update} step decides: the new entry (undefined: delete it) and its audit line. */
+export interface ServerRosterChange {
+  entry: ServerRosterEntry | undefined;
+  /** Appended in the same transaction; omitted for bookkeeping that is not a trust change (peer presence). */
+  audit?: { action: string; actor: string; via: string; detail?: string | null; at?: number };
+}
+
+/** Server rosters of every served host, with their audit log (XEP-0267). */
+export interface ServerRosterStore {
+  /** Entries of one host (or of every host), ordered by host then peer. */
+  list(host?: string): Promise<ServerRosterEntry[]>;
+  get(host: string, peer: string): Promise<ServerRosterEntry | undefined>;
+  /**
+   * Check-and-set in one transaction: `decide` sees the stored entry (or undefined) and returns the change,
+   * or undefined to change nothing. It must be synchronous and free of side effects (it may run under a lock).
+   * Resolves with the entries before and after, and whether anything was written.
+   */
+  update(
+    host: string,
+    peer: string,
+    decide: (current: ServerRosterEntry | undefined) => ServerRosterChange | undefined,
+  ): Promise<{ before: ServerRosterEntry | undefined; after: ServerRosterEntry | undefined; changed: boolean }>;
+  /** Append an audit line that changes no entry. */
+  appendAudit(host: string, peer: string, record: { action: string; actor: string; via: string; detail?: string | null; at?: number }): Promise<number>;
+  /** Audit lines of a host (optionally one peer), newest first, at most `limit` (default 100). */
+  audit(host: string, opts?: { peer?: string; limit?: number }): Promise<ServerRosterAuditRecord[]>;
+}
+
 /** The storage root handed to the server and modules. */
 export interface Storage {
   readonly kind: "sqlite" | "postgres" | "memory";
   readonly accounts: AccountStore;
   readonly rosters: RosterStore;
   readonly offline: OfflineStore;
+  readonly serverRoster: ServerRosterStore;
   /** Named key/value store, e.g. storage.keyval("private"). */
   keyval(name: string): KeyValueStore;
   close(): Promise<void>;

@@ -89,6 +89,48 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX offline_messages_by_user ON offline_messages (host, username, id);
     `,
   },
+  {
+    id: 3,
+    name: "server-roster",
+    sql: `
+      -- XEP-0267 server rosters: one row per (served host, peer domain). Booleans are 0/1; NULL in
+      -- peer_implements / peer_available means "not known yet".
+      CREATE TABLE server_roster (
+        host TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        subscription TEXT NOT NULL CHECK (subscription IN ('none', 'to', 'from', 'both')),
+        pending_in INTEGER NOT NULL CHECK (pending_in IN (0, 1)),
+        pending_in_since INTEGER,
+        pending_out INTEGER NOT NULL CHECK (pending_out IN (0, 1)),
+        pending_out_since INTEGER,
+        pre_approved INTEGER NOT NULL CHECK (pre_approved IN (0, 1)),
+        peer_implements INTEGER CHECK (peer_implements IN (0, 1)),
+        peer_available INTEGER CHECK (peer_available IN (0, 1)),
+        peer_status TEXT,
+        peer_presence_at INTEGER,
+        since INTEGER NOT NULL,
+        decided_by TEXT,
+        decided_via TEXT,
+        note TEXT,
+        PRIMARY KEY (host, peer)
+      ) WITHOUT ROWID;
+
+      -- Every change to a server roster, append-only; rows outlive the entry they describe.
+      CREATE TABLE server_roster_audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        host TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        action TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        via TEXT NOT NULL,
+        detail TEXT,
+        at INTEGER NOT NULL
+      );
+
+      CREATE INDEX server_roster_audit_by_peer ON server_roster_audit (host, peer, id);
+      CREATE INDEX server_roster_audit_by_host ON server_roster_audit (host, id);
+    `,
+  },
 ];
 
 /** The newest schema version this code can read and write. */

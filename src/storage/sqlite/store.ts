@@ -9,11 +9,15 @@ import type {
   OfflineStore,
   RosterItem,
   RosterStore,
+  ServerRosterAuditRecord,
+  ServerRosterEntry,
+  ServerRosterStore,
   Storage,
   StoredCredentials,
   Subscription,
 } from "../types.ts";
 import { MIGRATIONS, type Migration } from "./migrations.ts";
+import { assertAudit, assertServerRosterEntry, auditLimit, copyServerRosterEntry } from "../server-roster.ts";
 
 /** File name of the database inside the data directory. */
 export const SQLITE_FILE_NAME = "comity.sqlite";
@@ -127,6 +131,34 @@ interface RosterRow {
 
 type Owner = [host: string, username: string];
 
+interface ServerRosterRow {
+  host: string;
+  peer: string;
+  subscription: Subscription;
+  pending_in: number;
+  pending_in_since: number | null;
+  pending_out: number;
+  pending_out_since: number | null;
+  pre_approved: number;
+  peer_implements: number | null;
+  peer_available: number | null;
+  peer_status: string | null;
+  peer_presence_at: number | null;
+  since: number;
+  decided_by: string | null;
+  decided_via: string | null;
+  note: string | null;
+}
+
+type ServerRosterParams = [
+  string, string, Subscription, number, number | null, number, number | null, number,
+  number | null, number | null, string | null, number | null, number, string | null, string | null, string | null,
+];
+
+const SR_COLUMNS =
+  "host, peer, subscription, pending_in, pending_in_since, pending_out, pending_out_since, pre_approved, " +
+  "peer_implements, peer_available, peer_status, peer_presence_at, since, decided_by, decided_via, note";
+
 /** Every statement the store runs, prepared once when the store opens. */
 function prepareStatements(db: Db) {
   return {
@@ -191,6 +223,22 @@ function prepareStatements(db: Db) {
     deleteOffline: db.prepare<[string, string, string]>(
       "DELETE FROM offline_messages WHERE host = ? AND username = ? AND id IN (SELECT value FROM json_each(?))",
     ),
+    srList: db.prepare<[], ServerRosterRow>(`SELECT ${SR_COLUMNS} FROM server_roster ORDER BY host, peer`),
+    srListHost: db.prepare<[string], ServerRosterRow>(`SELECT ${SR_COLUMNS} FROM server_roster WHERE host = ? ORDER BY peer`),
+    srGet: db.prepare<[string, string], ServerRosterRow>(`SELECT ${SR_COLUMNS} FROM server_roster WHERE host = ? AND peer = ?`),
+    srUpsert: db.prepare<ServerRosterParams>(
+      `INSERT OR REPLACE INTO server_roster (${SR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    srDelete: db.prepare<[string, string]>("DELETE FROM server_roster WHERE host = ? AND peer = ?"),
+    srAudit: db.prepare<[string, string, string, string, string, string | null, number]>(
+      "INSERT INTO server_roster_audit (host, peer, action, actor, via, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    ),
+    srAuditHost: db.prepare<[string, number], ServerRosterAuditRecord>(
+      "SELECT id, host, peer, action, actor, via, detail, at FROM server_roster_audit WHERE host = ? ORDER BY id DESC LIMIT ?",
+    ),
+    srAuditPeer: db.prepare<[string, string, number], ServerRosterAuditRecord>(
+      "SELECT id, host, peer, action, actor, via, detail, at FROM server_roster_audit WHERE host = ? AND peer = ? ORDER BY id DESC LIMIT ?",
+    ),
   };
 }
 
@@ -201,6 +249,7 @@ class SqliteStorage implements Storage {
   readonly accounts: AccountStore;
   readonly rosters: RosterStore;
   readonly offline: OfflineStore;
+  readonly serverRoster: ServerRosterStore;
   readonly #db: Db;
   readonly #keyvals = new Map<string, KeyValueStore>();
   /** The cached statements, or a StorageError once closed (better-sqlite3's own error would be a TypeError). */
@@ -217,6 +266,7 @@ class SqliteStorage implements Storage {
     this.accounts = sqliteAccounts(db, this.#live);
     this.rosters = sqliteRosters(db, this.#live);
     this.offline = sqliteOffline(db, this.#live);
+    this.serverRoster = sqliteServerRoster(db, this.#live);
   }
 
   keyval(name: string): KeyValueStore {
@@ -396,6 +446,85 @@ function sqliteOffline(db: Db, live: () => Statements): OfflineStore {
     },
     async count(host, username) {
       return live().countOffline.get(host, username) ?? 0;
+    },
+  };
+}
+
+const nullableBool = (v: number | null): boolean | null => (v === null ? null : v === 1);
+const bit = (v: boolean | null): number | null => (v === null ? null : v ? 1 : 0);
+
+function toServerRosterEntry(r: ServerRosterRow): ServerRosterEntry {
+  return {
+    host: r.host,
+    peer: r.peer,
+    subscription: r.subscription,
+    pendingIn: r.pending_in === 1,
+    pendingInSince: r.pending_in_since,
+    pendingOut: r.pending_out === 1,
+    pendingOutSince: r.pending_out_since,
+    preApproved: r.pre_approved === 1,
+    peerImplementsServerRosters: nullableBool(r.peer_implements),
+    peerAvailable: nullableBool(r.peer_available),
+    peerStatus: r.peer_status,
+    peerPresenceAt: r.peer_presence_at,
+    since: r.since,
+    decidedBy: r.decided_by,
+    decidedVia: r.decided_via,
+    note: r.note,
+  };
+}
+
+function serverRosterParams(e: ServerRosterEntry): ServerRosterParams {
+  return [
+    e.host, e.peer, e.subscription, e.pendingIn ? 1 : 0, e.pendingInSince, e.pendingOut ? 1 : 0, e.pendingOutSince, e.preApproved ? 1 : 0,
+    bit(e.peerImplementsServerRosters), bit(e.peerAvailable), e.peerStatus, e.peerPresenceAt, e.since, e.decidedBy, e.decidedVia, e.note,
+  ];
+}
+
+function sqliteServerRoster(db: Db, live: () => Statements): ServerRosterStore {
+  type Decide = Parameters<ServerRosterStore["update"]>[2];
+  // Read, decide and write under one IMMEDIATE transaction: two decisions on the same request (from this or
+  // another connection) are serialised, and the second one sees the first one's result.
+  const update = db.transaction((host: string, peer: string, decide: Decide) => {
+    const st = live();
+    const row = st.srGet.get(host, peer);
+    const before = row === undefined ? undefined : toServerRosterEntry(row);
+    const change = decide(before === undefined ? undefined : copyServerRosterEntry(before));
+    if (change === undefined) return { before, after: before, changed: false };
+    if (change.entry !== undefined) assertServerRosterEntry(change.entry, host, peer);
+    if (change.audit !== undefined) assertAudit(change.audit);
+    if (change.entry === undefined) st.srDelete.run(host, peer);
+    else st.srUpsert.run(...serverRosterParams(change.entry));
+    if (change.audit !== undefined) {
+      const a = change.audit;
+      st.srAudit.run(host, peer, a.action, a.actor, a.via, a.detail ?? null, a.at ?? Date.now());
+    }
+    const after = change.entry === undefined ? undefined : copyServerRosterEntry(change.entry);
+    return { before, after, changed: true };
+  });
+
+  return {
+    async list(host) {
+      const st = live();
+      return (host === undefined ? st.srList.all() : st.srListHost.all(host)).map(toServerRosterEntry);
+    },
+    async get(host, peer) {
+      const row = live().srGet.get(host, peer);
+      return row === undefined ? undefined : toServerRosterEntry(row);
+    },
+    async update(host, peer, decide) {
+      live();
+      return update.immediate(host, peer, decide);
+    },
+    async appendAudit(host, peer, record) {
+      const st = live();
+      assertAudit(record);
+      return Number(st.srAudit.run(host, peer, record.action, record.actor, record.via, record.detail ?? null, record.at ?? Date.now()).lastInsertRowid);
+    },
+    async audit(host, opts) {
+      const st = live();
+      const limit = auditLimit(opts?.limit);
+      return opts?.peer === undefined ? st.srAuditHost.all(host, limit) : st.srAuditPeer.all(host, opts.peer, limit);
     },
   };
 }
