@@ -5,6 +5,7 @@ import { StanzaError } from "../../xmpp/errors.ts";
 import { NS_DISCO_INFO, NS_DISCO_ITEMS } from "../../xmpp/ns.ts";
 import { defineModule, type ModuleContext } from "../../core/module-api.ts";
 import type { Host } from "../../core/host.ts";
+import type { DiscoNode, DiscoNodes } from "./api.ts";
 
 /** disco#info and disco#items for one host; needs the Host to read what every module registered. */
 export function discoModule(host: Host) {
@@ -17,9 +18,26 @@ export function discoModule(host: Host) {
       ctx.addFeature(NS_DISCO_ITEMS);
       ctx.addFeature(NS_DISCO_INFO, "account");
       ctx.addFeature(NS_DISCO_ITEMS, "account");
+      // Nodes on the host answered by other modules (XEP-0030 §3.2, §4.2), e.g. XEP-0050 command lists.
+      const nodes = new Map<string, DiscoNode>();
+      const registry: DiscoNodes = {
+        add(node, handler) {
+          if (nodes.has(node)) throw new Error(`disco node ${node} is already registered`);
+          nodes.set(node, handler);
+        },
+      };
+      ctx.provide("disco-nodes", registry);
 
-      ctx.handleIq("get", "host", NS_DISCO_INFO, "query", (_iq, { payload }) => {
-        if (payload.attrs["node"] !== undefined) throw new StanzaError("item-not-found");
+      ctx.handleIq("get", "host", NS_DISCO_INFO, "query", (_iq, { from, payload }) => {
+        const node = payload.attrs["node"];
+        if (node !== undefined) {
+          const info = nodes.get(node)?.info?.(from);
+          if (!info) throw new StanzaError("item-not-found");
+          const q = new Element("query", NS_DISCO_INFO, { node });
+          for (const id of info.identities) q.c("identity", { category: id.category, type: id.type, ...(id.name ? { name: id.name } : {}) });
+          for (const f of info.features) q.c("feature", { var: f });
+          return q;
+        }
         const q = new Element("query", NS_DISCO_INFO);
         for (const id of host.identities) q.c("identity", { category: id.category, type: id.type, ...(id.name ? { name: id.name } : {}) });
         for (const f of [...host.features.host].sort()) q.c("feature", { var: f });
@@ -29,8 +47,15 @@ export function discoModule(host: Host) {
         }
         return q;
       });
-      ctx.handleIq("get", "host", NS_DISCO_ITEMS, "query", (_iq, { payload }) => {
-        if (payload.attrs["node"] !== undefined) throw new StanzaError("item-not-found");
+      ctx.handleIq("get", "host", NS_DISCO_ITEMS, "query", (_iq, { from, payload }) => {
+        const node = payload.attrs["node"];
+        if (node !== undefined) {
+          const items = nodes.get(node)?.items?.(from);
+          if (!items) throw new StanzaError("item-not-found");
+          const q = new Element("query", NS_DISCO_ITEMS, { node });
+          for (const it of items) q.c("item", { jid: it.jid, ...(it.node !== undefined ? { node: it.node } : {}), ...(it.name !== undefined ? { name: it.name } : {}) });
+          return q;
+        }
         return new Element("query", NS_DISCO_ITEMS);
       });
       // Accounts (RFC 6121 gives no presence leak here: only the account's owner gets the full answer).

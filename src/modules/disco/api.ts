@@ -1,0 +1,26 @@
+// XEP-0030 §3.2 and §4.2: nodes on the host JID that other modules answer (e.g. XEP-0050 command lists),
+// obtained per host with `ctx.use<DiscoNodes>("disco-nodes")`.
+import type { Jid } from "../../xmpp/jid.ts";
+import type { Identity } from "../../core/module-api.ts";
+
+/** One disco#items entry (XEP-0030 §4.1). */
+export interface DiscoItem {
+  jid: string;
+  node?: string;
+  name?: string;
+}
+
+/**
+ * What one node answers for a requester. A method returning undefined (or missing) means the node does not
+ * exist for this requester (item-not-found); it may also throw a StanzaError (e.g. forbidden).
+ */
+export interface DiscoNode {
+  info?(from: Jid): { identities: Identity[]; features: string[] } | undefined;
+  items?(from: Jid): DiscoItem[] | undefined;
+}
+
+/** Registry of the host's disco nodes, provided by the disco module. */
+export interface DiscoNodes {
+  /** Answer disco#info / disco#items queries for `node` on the host; throws if the node is taken. */
+  add(node: string, handler: DiscoNode): void;
+}
