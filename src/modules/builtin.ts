@@ -6,6 +6,8 @@ import adhoc from "./adhoc/mod.ts";
 import ping from "./ping/mod.ts";
 import version from "./version/mod.ts";
 import contactInfo from "./contact-info/mod.ts";
+import roster from "./roster/mod.ts";
+import presence from "./presence/mod.ts";
 import offline from "./offline/mod.ts";
 import vcard from "./vcard/mod.ts";
 import privateStorage from "./private/mod.ts";
@@ -18,6 +20,8 @@ export function builtinModules(host: Host): ModuleDefinition[] {
     ping,
     version,
     contactInfo,
+    roster,
+    presence,
     offline,
     vcard,
     privateStorage,
