@@ -3,6 +3,7 @@ import type { Host } from "../core/host.ts";
 import type { ModuleDefinition } from "../core/module-api.ts";
 import { discoModule } from "./disco/mod.ts";
 import adhoc from "./adhoc/mod.ts";
+import buddiesAdhoc from "./buddies-adhoc/mod.ts";
 import ping from "./ping/mod.ts";
 import version from "./version/mod.ts";
 import contactInfo from "./contact-info/mod.ts";
@@ -17,6 +18,7 @@ export function builtinModules(host: Host): ModuleDefinition[] {
   return [
     discoModule(host),
     adhoc, // before the modules that register commands
+    buddiesAdhoc,
     ping,
     version,
     contactInfo,
