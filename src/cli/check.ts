@@ -59,7 +59,7 @@ export function checkConfigSettings(config: Config, path: string | undefined): F
     out.push(finding("warning", "config", "s2s.encryption is optional: server links may run without TLS", { fix: `set s2s.encryption: required in ${where}` }));
   }
   if (!config.s2s.verify_certificates) {
-    out.push(finding("warning", "config", "s2s.verify_certificates is false: peers are authenticated by dialback only", { fix: `set s2s.verify_certificates: true in ${where} once peers have valid certificates` }));
+    out.push(finding("warning", "config", "s2s.verify_certificates is false: peers with certificates that do not verify are accepted and authenticated by dialback", { fix: `set s2s.verify_certificates: true in ${where} once peers have valid certificates` }));
   }
   if (config.auth.password_storage === "plain") {
     out.push(finding("warning", "config", "auth.password_storage is plain: passwords are stored as given", { fix: `set auth.password_storage: scram in ${where} (existing accounts keep their stored form until passwd)` }));

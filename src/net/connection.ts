@@ -233,6 +233,12 @@ export class Connection {
     return new Promise((resolve, reject) => {
       secure.once("secure", () => {
         secure.disableRenegotiation();
+        if (opts.requestCert) {
+          // Node fills `authorized` only for sockets a tls.Server created; do the same check for STARTTLS.
+          const err = (secure as unknown as { _handle?: { verifyError(): Error | null } })._handle?.verifyError();
+          if (err) secure.authorizationError = ((err as NodeJS.ErrnoException).code ?? err.message) as unknown as Error;
+          else secure.authorized = true;
+        }
         this.#attach(secure);
         resolve();
       });

@@ -24,10 +24,6 @@ let c: TestServer;
 let e: TestServer;
 let certE: IssuedCert;
 
-/** Why the STARTTLS EXTERNAL tests are marked todo (see the report to the lead). */
-const STARTTLS_AUTHORIZED_TODO =
-  "on STARTTLS the server-side TLSSocket is built by hand (connection.ts upgradeToTls), and Node sets .authorized only for sockets from a tls.Server, so certificateValidFor() is always false there and EXTERNAL is never offered";
-
 async function federated(domain: string, s2s: Record<string, unknown>, user: string, cert?: { certFile: string; keyFile: string }): Promise<TestServer> {
   return createTestServer(
     {
@@ -73,7 +69,7 @@ test("the test CA issues certificates Comity accepts for its hosts", () => {
   assert.equal(a.server.s2s.list().length, 0);
 });
 
-test("two servers with certificates from a trusted CA authenticate each other with SASL EXTERNAL", { todo: STARTTLS_AUTHORIZED_TODO }, async () => {
+test("two servers with certificates from a trusted CA authenticate each other with SASL EXTERNAL", async () => {
   const alice = await login(a, "alice", A);
   const bob = await login(b, "bob", B);
   alice.send(`<message to='bob@${B}/r' type='chat' id='e1'><body>over EXTERNAL</body></message>`);
@@ -95,7 +91,7 @@ test("two servers with certificates from a trusted CA authenticate each other wi
   bob.close();
 });
 
-test("a trusted certificate is used for EXTERNAL even where verify_certificates is false", { todo: STARTTLS_AUTHORIZED_TODO }, async () => {
+test("a trusted certificate is used for EXTERNAL even where verify_certificates is false", async () => {
   const erin = await login(e, "erin", E);
   erin.send(`<iq type='get' to='${B}' id='e3'><query xmlns='jabber:iq:version'/></iq>`);
   // The answer comes back over b's own link to e, so both directions are up.

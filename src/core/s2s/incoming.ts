@@ -30,6 +30,8 @@ export class S2sIn {
   #auth: S2sAuth = "none";
   #certValid = false;
   #externalDone = false;
+  /** Dialback claims being checked with the authoritative server ("remote local"). */
+  readonly #pending = new Set<string>();
   #idle: NodeJS.Timeout | undefined;
   readonly since = Date.now();
 
@@ -219,9 +221,25 @@ export class S2sIn {
       reply("valid");
       return;
     }
+    // Nobody else can be one of our own domains: no need to ask ourselves.
+    if (this.#deps.hosts.has(from)) {
+      reply("invalid");
+      c.close("dialback claim for a local domain");
+      return;
+    }
+    const pairKey = `${from} ${to}`;
+    if (this.#pending.has(pairKey)) return; // the same claim again: answered when the first check settles
+    this.#pending.add(pairKey);
     const key = el.text().trim();
-    const verdict = await this.#verify(to, from, c.streamId, key);
-    if (c.closing) return;
+    // Not awaited: stanzas of pairs already verified on this stream keep flowing meanwhile (XEP-0220 §2.4).
+    void this.#verify(to, from, c.streamId, key).then((verdict) => {
+      this.#pending.delete(pairKey);
+      if (!c.closing) this.#settleDialback(from, to, verdict, reply);
+    });
+  }
+
+  #settleDialback(from: string, to: string, verdict: "valid" | "invalid" | "error", reply: (type: string, error?: Element) => void): void {
+    const c = this.conn;
     if (verdict === "valid") {
       let set = this.#pairs.get(from);
       if (!set) this.#pairs.set(from, (set = new Set()));
@@ -307,7 +325,7 @@ export class S2sIn {
 
 /** A stanza-error element for dialback errors (XEP-0220 §2.4). */
 export function stanzaErrorEl(type: string, condition: string): Element {
-  const e = new Element("error", NS_DIALBACK, { type });
+  const e = new Element("error", NS_SERVER, { type }); // XEP-0220 §2.4: a jabber:server error inside db:result
   e.c(condition, {}, "urn:ietf:params:xml:ns:xmpp-stanzas");
   return e;
 }

@@ -9,6 +9,7 @@ import { Connection } from "../../net/connection.ts";
 import { StanzaError, StreamError } from "../../xmpp/errors.ts";
 import { NS_CLIENT, NS_DIALBACK, NS_DIALBACK_FEATURE, NS_SASL, NS_SERVER, NS_STREAM, NS_TLS } from "../../xmpp/ns.ts";
 import { certificateValidFor } from "./cert-check.ts";
+import { prepareDomain } from "../../xmpp/jid.ts";
 import type { Target } from "./resolve.ts";
 import type { LinkInfo, S2sAuth, S2sDeps } from "./types.ts";
 
@@ -241,7 +242,7 @@ export class S2sOut {
     }
     if (el.xmlns === NS_DIALBACK && el.name === "result") return this.#dialbackResult(el);
     if (el.xmlns === NS_DIALBACK && el.name === "verify") {
-      const p = this.#verifies.find((v) => v.sent && v.id === el.attrs["id"] && el.attrs["from"] === this.remote && el.attrs["to"] === this.local);
+      const p = this.#verifies.find((v) => v.sent && v.id === el.attrs["id"] && sameDomain(el.attrs["from"], this.remote) && sameDomain(el.attrs["to"], this.local));
       if (!p) return; // unsolicited or mismatched: ignored
       this.#finishVerify(p, el.attrs["type"] === "valid" ? "valid" : el.attrs["type"] === "invalid" ? "invalid" : "error");
       return;
@@ -281,7 +282,7 @@ export class S2sOut {
   }
 
   #dialbackResult(el: Element): void {
-    if (el.attrs["from"] !== this.remote || el.attrs["to"] !== this.local || !this.#dialbackSent || this.state === "established") return; // unsolicited
+    if (!sameDomain(el.attrs["from"], this.remote) || !sameDomain(el.attrs["to"], this.local) || !this.#dialbackSent || this.state === "established") return; // unsolicited
     const type = el.attrs["type"];
     if (type === "valid") {
       this.#auth = "dialback";
@@ -342,5 +343,16 @@ export class S2sOut {
     for (const p of [...this.#verifies]) this.#finishVerify(p, "error");
     if (wasOpen) this.#deps.log.debug({ local: this.local, remote: this.remote, reason }, "s2s out: closed");
     this.#onDone(this);
+  }
+}
+
+/** Domain equality after preparation (peers may answer in another case). */
+function sameDomain(a: string | undefined, b: string): boolean {
+  if (a === undefined) return false;
+  if (a === b) return true;
+  try {
+    return prepareDomain(a) === b;
+  } catch {
+    return false;
   }
 }
