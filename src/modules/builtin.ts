@@ -4,6 +4,7 @@ import type { ModuleDefinition } from "../core/module-api.ts";
 import { discoModule } from "./disco/mod.ts";
 import adhoc from "./adhoc/mod.ts";
 import buddiesAdhoc from "./buddies-adhoc/mod.ts";
+import serverBuddies from "./server-buddies/mod.ts";
 import ping from "./ping/mod.ts";
 import version from "./version/mod.ts";
 import contactInfo from "./contact-info/mod.ts";
@@ -17,6 +18,7 @@ import privateStorage from "./private/mod.ts";
 export function builtinModules(host: Host): ModuleDefinition[] {
   return [
     discoModule(host),
+    serverBuddies, // provides "server-roster" (XEP-0267); its presence/host hook must see server presence first
     adhoc, // before the modules that register commands
     buddiesAdhoc,
     ping,

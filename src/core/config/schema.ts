@@ -120,7 +120,20 @@ export const ConfigSchema = Type.Object(
       { default: {}, additionalProperties: false, description: "Per-user documents: vcard-temp and private XML storage" },
     ),
     buddies: Type.Object(
-      { reciprocate: Type.Boolean({ default: true, description: "Subscribe back after an admin approves a peer (XEP-0267 SHOULD)" }) },
+      {
+        reciprocate: Type.Boolean({ default: true, description: "Subscribe back after an admin approves a peer (XEP-0267 SHOULD)" }),
+        max_pending: Type.Integer({
+          minimum: 1,
+          default: 100,
+          description: "Most inbound trust requests waiting for an admin, per host; further requests from new peers are dropped (and logged)",
+        }),
+        notify_admins: Type.Boolean({ default: true, description: "Send every admin JID a message when a peer asks for trust or revokes it" }),
+        disco_timeout_ms: Type.Integer({
+          minimum: 100,
+          default: 15000,
+          description: "How long to wait for a peer's disco#info answer (does it implement server rosters?) before recording it as unknown",
+        }),
+      },
       { default: {}, additionalProperties: false, description: "Server rosters (XEP-0267)" },
     ),
     federation: Type.Object(
