@@ -1,6 +1,10 @@
 // In-memory implementation of the Storage interfaces (src/storage/types.ts) for unit tests; nothing persists.
 import { assertIds, assertKeyvalValue, assertOfflinePush, assertRosterItem, assertStoreName, StorageError } from "./errors.ts";
 import type {
+  AbuseReport,
+  AbuseReportStore,
+  IncidentRecord,
+  IncidentStore,
   Account,
   AccountStore,
   KeyValueStore,
@@ -305,6 +309,7 @@ export function createMemoryStorage(): Storage {
     rosters: rosterStore,
     offline: offlineStore,
     serverRoster: serverRosterStore,
+    ...memoryIncidentStores(live),
     keyval(name) {
       assertStoreName(name);
       let kv = keyvals.get(name);
@@ -316,6 +321,68 @@ export function createMemoryStorage(): Storage {
     },
     async close() {
       closed = true;
+    },
+  };
+}
+
+/** XEP-0268 incidents and XEP-0377 abuse reports kept in memory (docs/trust-uses.md). */
+function memoryIncidentStores(live: () => void): { incidents: IncidentStore; abuseReports: AbuseReportStore } {
+  const incidents: IncidentRecord[] = [];
+  const reports: AbuseReport[] = [];
+  let nextIncident = 1;
+  let nextReport = 1;
+  const newestFirst = <T extends { id: number }>(a: T, b: T): number => b.id - a.id;
+  return {
+    incidents: {
+      async add(record) {
+        live();
+        const stored: IncidentRecord = { ...record, id: nextIncident++ };
+        incidents.push(stored);
+        return { ...stored };
+      },
+      async get(host, id) {
+        live();
+        const r = incidents.find((i) => i.host === host && i.id === id);
+        return r === undefined ? undefined : { ...r };
+      },
+      async list(host, opts) {
+        live();
+        const out = incidents.filter((i) => i.host === host && (opts?.status === undefined || i.status === opts.status)).sort(newestFirst);
+        return (opts?.limit === undefined ? out : out.slice(0, opts.limit)).map((i) => ({ ...i }));
+      },
+      async setStatus(host, id, status, note) {
+        live();
+        const r = incidents.find((i) => i.host === host && i.id === id);
+        if (r === undefined) return false;
+        r.status = status;
+        if (note !== undefined) r.note = note;
+        return true;
+      },
+    },
+    abuseReports: {
+      async add(report) {
+        live();
+        const stored: AbuseReport = { ...report, id: nextReport++ };
+        reports.push(stored);
+        return { ...stored };
+      },
+      async list(host, opts) {
+        live();
+        const out = reports.filter((r) => r.host === host && (opts?.account === undefined || r.account === opts.account)).sort(newestFirst);
+        return (opts?.limit === undefined ? out : out.slice(0, opts.limit)).map((r) => ({ ...r }));
+      },
+      async counts(host) {
+        live();
+        const by = new Map<string, { account: string; count: number; last: number }>();
+        for (const r of reports) {
+          if (r.host !== host) continue;
+          const c = by.get(r.account) ?? { account: r.account, count: 0, last: 0 };
+          c.count++;
+          c.last = Math.max(c.last, r.at);
+          by.set(r.account, c);
+        }
+        return [...by.values()].sort((a, b) => b.count - a.count || b.last - a.last || byUtf8(a.account, b.account));
+      },
     },
   };
 }

@@ -167,6 +167,68 @@ export interface ServerRosterStore {
   audit(host: string, opts?: { peer?: string; limit?: number }): Promise<ServerRosterAuditRecord[]>;
 }
 
+/** XEP-0268 interactions: a report (iq set), inquiry (iq get), request (iq get) or response (iq set). */
+export type IncidentKind = "report" | "inquiry" | "request" | "response";
+
+/** What became of an incident interaction: accepted from a trusted peer, held for review, sent, or failed to send. */
+export type IncidentStatus = "accepted" | "held" | "sent" | "failed";
+
+/** One XEP-0268 interaction with a peer server, inbound or outbound; the IODEF payload is kept as received. */
+export interface IncidentRecord {
+  /** Local sequence number (per database, never reused). */
+  id: number;
+  host: string;
+  /** The peer server's domain. */
+  peer: string;
+  direction: "in" | "out";
+  kind: IncidentKind;
+  /** The IODEF IncidentID text (RFC 5070 §3.3), when the payload carries one. */
+  incidentId: string | null;
+  status: IncidentStatus;
+  /** The serialised IODEF element (Incident or IODEF-Document), unchanged. */
+  payload: string;
+  /** ms since the epoch. */
+  at: number;
+  /** Why it was held or failed, or an admin's remark. */
+  note: string | null;
+}
+
+/** XEP-0268 incidents exchanged with peers, per host. */
+export interface IncidentStore {
+  /** Store a new record; resolves to it with its id. */
+  add(record: Omit<IncidentRecord, "id">): Promise<IncidentRecord>;
+  get(host: string, id: number): Promise<IncidentRecord | undefined>;
+  /** Newest first; `status` filters, `limit` caps (default all). */
+  list(host: string, opts?: { status?: IncidentStatus; limit?: number }): Promise<IncidentRecord[]>;
+  /** Change the status (and note) of a record; resolves false when there is none. */
+  setStatus(host: string, id: number, status: IncidentStatus, note?: string): Promise<boolean>;
+}
+
+/** A XEP-0377 report about one of our accounts, forwarded by a trusted peer server. */
+export interface AbuseReport {
+  id: number;
+  host: string;
+  /** The reported local account, bare JID. */
+  account: string;
+  /** The peer server that forwarded it. */
+  peer: string;
+  /** e.g. urn:xmpp:reporting:spam or urn:xmpp:reporting:abuse. */
+  reason: string;
+  text: string | null;
+  /** The serialised <report/> element as received. */
+  payload: string;
+  at: number;
+}
+
+/** Forwarded abuse reports about local accounts, counted per account for admins. */
+export interface AbuseReportStore {
+  add(report: Omit<AbuseReport, "id">): Promise<AbuseReport>;
+  /** Newest first, optionally for one account. */
+  list(host: string, opts?: { account?: string; limit?: number }): Promise<AbuseReport[]>;
+  /** Reports per reported account, most reported first. */
+  counts(host: string): Promise<{ account: string; count: number; last: number }[]>;
+}
+
 /** The storage root handed to the server and modules. */
 export interface Storage {
   readonly kind: "sqlite" | "postgres" | "memory";
@@ -174,6 +236,9 @@ export interface Storage {
   readonly rosters: RosterStore;
   readonly offline: OfflineStore;
   readonly serverRoster: ServerRosterStore;
+  /** XEP-0268 incidents and XEP-0377 abuse reports (docs/trust-uses.md). */
+  readonly incidents: IncidentStore;
+  readonly abuseReports: AbuseReportStore;
   /** Named key/value store, e.g. storage.keyval("private"). */
   keyval(name: string): KeyValueStore;
   close(): Promise<void>;

@@ -142,8 +142,33 @@ export const ConfigSchema = Type.Object(
           default: "open",
           description: "`buddies-only`: s2s only with approved peers (the trust handshake itself is still allowed)",
         }),
+        trusted_limits: Type.Object(
+          {
+            max_stanza_size: Type.Optional(
+              Type.Integer({ minimum: 1024, description: "Largest stanza accepted from a trusted peer, bytes (default: s2s.max_stanza_size)" }),
+            ),
+          },
+          { default: {}, additionalProperties: false, description: "Limits for peers our admins trust (server roster `trusts()`), set when a link authenticates" },
+        ),
+        untrusted_limits: Type.Object(
+          {
+            max_stanza_size: Type.Optional(
+              Type.Integer({ minimum: 1024, description: "Largest stanza accepted from other peers, bytes (default: s2s.max_stanza_size)" }),
+            ),
+          },
+          { default: {}, additionalProperties: false, description: "Limits for every other peer, set when a link authenticates" },
+        ),
       },
       { default: {}, additionalProperties: false, description: "Which peers may connect" },
+    ),
+    incidents: Type.Object(
+      {
+        untrusted: Type.Union([Type.Literal("refuse"), Type.Literal("hold")], {
+          default: "refuse",
+          description: "XEP-0268 interactions from peers we do not trust: `refuse` (forbidden) or `hold` (stored for an admin to review)",
+        }),
+      },
+      { default: {}, additionalProperties: false, description: "Incident handling between servers (XEP-0268)" },
     ),
     log: Type.Object(
       {

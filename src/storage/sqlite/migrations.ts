@@ -131,6 +131,39 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX server_roster_audit_by_host ON server_roster_audit (host, id);
     `,
   },
+  {
+    id: 4,
+    name: "incidents-and-abuse-reports",
+    sql: `
+      -- XEP-0268 interactions with peer servers, inbound and outbound; payload is the IODEF XML as received.
+      CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        host TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        kind TEXT NOT NULL CHECK (kind IN ('report', 'inquiry', 'request', 'response')),
+        incident_id TEXT,
+        status TEXT NOT NULL CHECK (status IN ('accepted', 'held', 'sent', 'failed')),
+        payload TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        note TEXT
+      );
+      CREATE INDEX incidents_by_host ON incidents (host, id);
+
+      -- XEP-0377 reports about local accounts forwarded by trusted peers (counted per account).
+      CREATE TABLE abuse_reports (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        host TEXT NOT NULL,
+        account TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        text TEXT,
+        payload TEXT NOT NULL,
+        at INTEGER NOT NULL
+      );
+      CREATE INDEX abuse_reports_by_account ON abuse_reports (host, account, id);
+    `,
+  },
 ];
 
 /** The newest schema version this code can read and write. */

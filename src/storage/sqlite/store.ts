@@ -3,6 +3,10 @@ import { closeSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import { assertIds, assertKeyvalValue, assertOfflinePush, assertRosterItem, assertStoreName, StorageError } from "../errors.ts";
 import type {
+  AbuseReport,
+  AbuseReportStore,
+  IncidentRecord,
+  IncidentStore,
   Account,
   AccountStore,
   KeyValueStore,
@@ -250,6 +254,8 @@ class SqliteStorage implements Storage {
   readonly rosters: RosterStore;
   readonly offline: OfflineStore;
   readonly serverRoster: ServerRosterStore;
+  readonly incidents: IncidentStore;
+  readonly abuseReports: AbuseReportStore;
   readonly #db: Db;
   readonly #keyvals = new Map<string, KeyValueStore>();
   /** The cached statements, or a StorageError once closed (better-sqlite3's own error would be a TypeError). */
@@ -267,6 +273,7 @@ class SqliteStorage implements Storage {
     this.rosters = sqliteRosters(db, this.#live);
     this.offline = sqliteOffline(db, this.#live);
     this.serverRoster = sqliteServerRoster(db, this.#live);
+    ({ incidents: this.incidents, abuseReports: this.abuseReports } = sqliteIncidentStores(db, this.#live));
   }
 
   keyval(name: string): KeyValueStore {
@@ -525,6 +532,88 @@ function sqliteServerRoster(db: Db, live: () => Statements): ServerRosterStore {
       const st = live();
       const limit = auditLimit(opts?.limit);
       return opts?.peer === undefined ? st.srAuditHost.all(host, limit) : st.srAuditPeer.all(host, opts.peer, limit);
+    },
+  };
+}
+
+interface IncidentRow {
+  id: number;
+  host: string;
+  peer: string;
+  direction: "in" | "out";
+  kind: IncidentRecord["kind"];
+  incident_id: string | null;
+  status: IncidentRecord["status"];
+  payload: string;
+  at: number;
+  note: string | null;
+}
+
+function toIncident(r: IncidentRow): IncidentRecord {
+  return { id: r.id, host: r.host, peer: r.peer, direction: r.direction, kind: r.kind, incidentId: r.incident_id, status: r.status, payload: r.payload, at: r.at, note: r.note };
+}
+
+/** XEP-0268 incidents and XEP-0377 abuse reports (migration 4; docs/trust-uses.md). */
+function sqliteIncidentStores(db: Db, live: () => unknown): { incidents: IncidentStore; abuseReports: AbuseReportStore } {
+  const cols = "id, host, peer, direction, kind, incident_id, status, payload, at, note";
+  const st = {
+    add: db.prepare<[string, string, string, string, string | null, string, string, number, string | null], IncidentRow>(
+      `INSERT INTO incidents (host, peer, direction, kind, incident_id, status, payload, at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${cols}`,
+    ),
+    get: db.prepare<[string, number], IncidentRow>(`SELECT ${cols} FROM incidents WHERE host = ? AND id = ?`),
+    // -1 as LIMIT means "no limit" in SQLite.
+    list: db.prepare<[string, number], IncidentRow>(`SELECT ${cols} FROM incidents WHERE host = ? ORDER BY id DESC LIMIT ?`),
+    listStatus: db.prepare<[string, string, number], IncidentRow>(`SELECT ${cols} FROM incidents WHERE host = ? AND status = ? ORDER BY id DESC LIMIT ?`),
+    setStatus: db.prepare<[string, string | null, string, number]>("UPDATE incidents SET status = ?, note = coalesce(?, note) WHERE host = ? AND id = ?"),
+    addReport: db.prepare<[string, string, string, string, string | null, string, number], AbuseReport>(
+      "INSERT INTO abuse_reports (host, account, peer, reason, text, payload, at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id, host, account, peer, reason, text, payload, at",
+    ),
+    listReports: db.prepare<[string, number], AbuseReport>(
+      "SELECT id, host, account, peer, reason, text, payload, at FROM abuse_reports WHERE host = ? ORDER BY id DESC LIMIT ?",
+    ),
+    listAccountReports: db.prepare<[string, string, number], AbuseReport>(
+      "SELECT id, host, account, peer, reason, text, payload, at FROM abuse_reports WHERE host = ? AND account = ? ORDER BY id DESC LIMIT ?",
+    ),
+    counts: db.prepare<[string], { account: string; count: number; last: number }>(
+      "SELECT account, count(*) AS count, max(at) AS last FROM abuse_reports WHERE host = ? GROUP BY account ORDER BY count DESC, last DESC, account",
+    ),
+  };
+  return {
+    incidents: {
+      async add(r) {
+        live();
+        return toIncident(st.add.get(r.host, r.peer, r.direction, r.kind, r.incidentId, r.status, r.payload, r.at, r.note) as IncidentRow);
+      },
+      async get(host, id) {
+        live();
+        const row = st.get.get(host, id);
+        return row === undefined ? undefined : toIncident(row);
+      },
+      async list(host, opts) {
+        live();
+        const limit = opts?.limit ?? -1;
+        const rows = opts?.status === undefined ? st.list.all(host, limit) : st.listStatus.all(host, opts.status, limit);
+        return rows.map(toIncident);
+      },
+      async setStatus(host, id, status, note) {
+        live();
+        return st.setStatus.run(status, note ?? null, host, id).changes === 1;
+      },
+    },
+    abuseReports: {
+      async add(r) {
+        live();
+        return st.addReport.get(r.host, r.account, r.peer, r.reason, r.text, r.payload, r.at) as AbuseReport;
+      },
+      async list(host, opts) {
+        live();
+        const limit = opts?.limit ?? -1;
+        return opts?.account === undefined ? st.listReports.all(host, limit) : st.listAccountReports.all(host, opts.account, limit);
+      },
+      async counts(host) {
+        live();
+        return st.counts.all(host);
+      },
     },
   };
 }
