@@ -11,6 +11,8 @@ import { CliError } from "./common.ts";
 import { registerStart } from "./start.ts";
 import { registerUserCommands } from "./users.ts";
 import { registerS2s } from "./s2s.ts";
+import { registerBuddies } from "./buddies.ts";
+import { registerIncidents } from "./incidents.ts";
 import { ControlError } from "../admin/control.ts";
 
 /** Build the command tree (exposed for tests and help generation). */
@@ -24,7 +26,9 @@ export function buildProgram(): Command {
   // --- Server-roster commands (`buddies list|request|approve|deny|remove`, `s2s ...`) talk to the running
   //     server over the control socket; they are registered here by their owners, e.g.
   //     `import { registerBuddies } from "./buddies.ts"; registerBuddies(program);`. ---
+  registerBuddies(program);
   registerS2s(program);
+  registerIncidents(program);
   // --- Offline commands. ---
   registerCheck(program);
   registerCert(program);

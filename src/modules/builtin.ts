@@ -13,6 +13,10 @@ import presence from "./presence/mod.ts";
 import offline from "./offline/mod.ts";
 import vcard from "./vcard/mod.ts";
 import privateStorage from "./private/mod.ts";
+import blocking from "./blocking/mod.ts";
+import abuseReports from "./abuse-reports/mod.ts";
+import incidents from "./incidents/mod.ts";
+import federationPolicy from "./federation-policy/mod.ts";
 
 /** Modules for one host (disco needs the host to read what the others registered). */
 export function builtinModules(host: Host): ModuleDefinition[] {
@@ -29,5 +33,9 @@ export function builtinModules(host: Host): ModuleDefinition[] {
     offline,
     vcard,
     privateStorage,
+    blocking,
+    abuseReports,
+    incidents,
+    federationPolicy,
   ];
 }
