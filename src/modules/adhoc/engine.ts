@@ -174,12 +174,13 @@ export class AdhocEngine {
         if (err instanceof FormValueError) throw adhocError("bad-payload", err.message);
         throw err;
       }
-      // A submission is checked against the form of the screen it answers (required fields, JIDs, booleans).
-      const asked = session.screens[session.screens.length - 1]?.response.form;
-      if (form.type === "submit" && asked && asked.attrs["type"] === "form") {
-        const problems = checkSubmission(asked, form);
-        if (problems.length > 0) throw adhocError("bad-payload", problems.map((p) => p.message).join("; "));
-      }
+    }
+    // A submission is checked against the form of the screen it answers (required fields, JIDs, booleans);
+    // sending no form at all counts as submitting it empty.
+    const asked = session.screens[session.screens.length - 1]?.response.form;
+    if (asked && asked.attrs["type"] === "form" && (!form || form.type === "submit")) {
+      const problems = checkSubmission(asked, form ?? { type: "submit", formType: undefined, values: new Map() });
+      if (problems.length > 0) throw adhocError("bad-payload", problems.map((p) => p.message).join("; "));
     }
     const stage = session.screens.length;
     let response: AdhocResponse;

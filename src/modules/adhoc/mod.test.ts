@@ -212,3 +212,9 @@ test("sessions expire after their idle time; requesters' session counts are capp
   assert.equal(engine.openSessions, 2);
   await assert.rejects(cont(b), condition("not-allowed", "session-expired"));
 });
+
+test("completing without sending the form counts as an empty submission (bad-payload)", async () => {
+  const { iq } = await setup();
+  const sid = (await iq(ADMIN, exec("urn:test:wizard"))).attrs["sessionid"]!;
+  await assert.rejects(iq(ADMIN, xml`<iq type='set'><command xmlns='${NS_COMMANDS}' node='urn:test:wizard' sessionid='${sid}' action='next'/></iq>`), condition("bad-request", "bad-payload"));
+});

@@ -7,6 +7,7 @@ import { StanzaError } from "../../xmpp/errors.ts";
 import type { Jid } from "../../xmpp/jid.ts";
 import type { Adhoc, AdhocNote, AdhocRequest, AdhocResponse } from "../adhoc/api.ts";
 import { booleanValue, buildForm, jidValue, multiValue, textValue } from "../adhoc/forms.ts";
+import { adhocError } from "../adhoc/engine.ts";
 import { BuddyError, type BuddyEntry, type Decision, type ServerRoster } from "../server-buddies/api.ts";
 
 export const NODE_SERVER_BUDDY = "http://jabber.org/protocol/admin#server-buddy";
@@ -62,7 +63,7 @@ export function registerBuddyCommands(ctx: ModuleContext, adhoc: Adhoc): void {
     name: "Request trust of a server (server buddy)",
     adminOnly: true,
     async handler(req) {
-      if (req.stage === 0 || !req.form) {
+      if (req.stage === 0) {
         roster(); // fail before showing the form when there is no server roster
         return {
           status: "executing",
@@ -79,6 +80,7 @@ export function registerBuddyCommands(ctx: ModuleContext, adhoc: Adhoc): void {
           }),
         };
       }
+      if (!req.form) throw adhocError("bad-payload", "the form is missing");
       const peer = jidValue(req.form, "peerjid")!; // required: checked against the form already
       const mutual = booleanValue(req.form, "mutual", true);
       const note = textValue(req.form, "note");
@@ -142,7 +144,7 @@ export function registerBuddyCommands(ctx: ModuleContext, adhoc: Adhoc): void {
       adminOnly: true,
       async handler(req: AdhocRequest) {
         const r = roster();
-        if (req.stage === 0 || !req.form) {
+        if (req.stage === 0) {
           const entries = r.list().filter(opts.which);
           if (entries.length === 0) return done({ type: "info", text: opts.none });
           return {
@@ -165,6 +167,7 @@ export function registerBuddyCommands(ctx: ModuleContext, adhoc: Adhoc): void {
             }),
           };
         }
+        if (!req.form) throw adhocError("bad-payload", "the form is missing");
         const peers = multiValue(req.form, "peers");
         const choice = opts.choice ? textValue(req.form, opts.choice.var) : undefined;
         if (opts.choice && (choice === undefined || !opts.choice.options.includes(choice))) {
