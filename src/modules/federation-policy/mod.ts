@@ -45,17 +45,17 @@ function setup(ctx: ModuleContext): void {
     return r !== undefined && (r.trusts(peer) || r.isTrustedBy(peer));
   };
 
-  if (ctx.config.federation.policy === "buddies-only") {
-    ctx.hook("s2s/filter", (ev) => {
-      if (isBuddy(ev.remote)) return;
-      // Our error replies go out, so a refused peer learns why (they echo only what it sent us).
-      if (ev.direction === "out" && ev.stanza.attrs["type"] === "error") return;
-      if (isHandshake(ev.stanza, ev.local, ev.remote, ev.direction)) return;
-      ctx.log.debug({ peer: ev.remote, direction: ev.direction, stanza: ev.stanza.name }, "federation-policy: refused (peer is not a buddy)");
-      ev.error = "policy-violation";
-      return HANDLED;
-    }, 100);
-  }
+  // Read at each stanza, so the policy is whatever the running config says (no cost beyond one comparison).
+  ctx.hook("s2s/filter", (ev) => {
+    if (ctx.config.federation.policy !== "buddies-only") return;
+    if (isBuddy(ev.remote)) return;
+    // Our error replies go out, so a refused peer learns why (they echo only what it sent us).
+    if (ev.direction === "out" && ev.stanza.attrs["type"] === "error") return;
+    if (isHandshake(ev.stanza, ev.local, ev.remote, ev.direction)) return;
+    ctx.log.debug({ peer: ev.remote, direction: ev.direction, stanza: ev.stanza.name }, "federation-policy: refused (peer is not a buddy)");
+    ev.error = "policy-violation";
+    return HANDLED;
+  }, 100);
 
   // Per-peer limits, decided once when the peer authenticates on a link (a later trust change applies to new links).
   const trustedMax = ctx.config.federation.trusted_limits.max_stanza_size;
