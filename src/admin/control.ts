@@ -67,7 +67,9 @@ function serve(socket: Socket, methods: Map<string, ControlMethod>, log: { warn(
       const params = req.params && typeof req.params === "object" ? (req.params as Record<string, unknown>) : {};
       return { id, result: (await fn(params)) ?? null };
     } catch (err) {
-      if (err instanceof ControlError) return { id, error: { code: err.code, message: err.message } };
+      // Any error carrying a stable COMITY_ERR_* code reaches the CLI with it (module errors, e.g. BuddyError).
+      const code = (err as { code?: unknown } | null)?.code;
+      if (err instanceof Error && typeof code === "string" && code.startsWith("COMITY_ERR_")) return { id, error: { code, message: err.message } };
       log.warn({ err, method: req.method }, "control method failed");
       return { id, error: { code: "COMITY_ERR_INTERNAL", message: err instanceof Error ? err.message : String(err) } };
     }

@@ -45,9 +45,10 @@ export interface EventMap {
   "server/stopping": { host: string };
   /**
    * A stanza is about to cross a server-to-server link (out: before queueing; in: after the link's checks).
-   * A handler returning HANDLED refuses it (federation policy); the sender gets `error` (default policy-violation).
+   * A handler returning HANDLED refuses it (federation policy); the sender gets `error` (default policy-violation),
+   * or nothing when the handler set `drop` (e.g. presence a blocked contact must not see, with no error echo).
    */
-  "s2s/filter": { stanza: Element; local: string; remote: string; direction: "in" | "out"; host: string; error?: StanzaCondition };
+  "s2s/filter": { stanza: Element; local: string; remote: string; direction: "in" | "out"; host: string; error?: StanzaCondition; drop?: boolean };
   /** A peer domain authenticated on a link; handlers may loosen or tighten its limits. */
   "s2s/authenticated": { local: string; remote: string; direction: "in" | "out"; host: string; setMaxStanzaSize(bytes: number): void };
 }

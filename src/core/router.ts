@@ -216,5 +216,11 @@ export class Router {
       this.sessions.get(to)?.deliver(reply);
       return;
     }
+    // A reply to the server itself or to an account (e.g. a local error for a request a module sent).
+    const type = reply.attrs["type"];
+    if (reply.name === "iq" && (type === "result" || type === "error")) {
+      const from = reply.attrs["from"];
+      this.#answer(reply, from ? parseJid(from) : to, to);
+    }
   }
 }

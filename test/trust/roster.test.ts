@@ -75,10 +75,12 @@ test("buddies-only with the real roster: the trust handshake crosses, other traf
     const ra = roster(a, "a.localhost");
     const rb = roster(b, "b.localhost");
     const before = ((await call(b, "incidents.list")) as IncidentRecord[]).length;
-    // A's own filter refuses it. FIXME: the router drops error replies addressed to a host JID instead of settling
-    // the request, so the sender sees a timeout rather than policy-violation (see the report on Router.deliverReply).
-    let rec = (await call(a, "incidents.send", { peer: "b.localhost", kind: "report", payload: IODEF, force: true, timeout_ms: 1500 })) as IncidentRecord;
+    // A's own filter refuses it, and the request settles at once with policy-violation (no timeout).
+    const t0 = Date.now();
+    let rec = (await call(a, "incidents.send", { peer: "b.localhost", kind: "report", payload: IODEF, force: true, timeout_ms: 10_000 })) as IncidentRecord;
     assert.equal(rec.status, "failed");
+    assert.match(rec.note ?? "", /policy-violation/);
+    assert.ok(Date.now() - t0 < 5000, "refused locally, not timed out");
     assert.equal(((await call(b, "incidents.list")) as IncidentRecord[]).length, before);
     await call(a, "buddies.request", { peer: "b.localhost", actor: "admin@a.localhost" });
     await eventually(() => rb.get("a.localhost")?.pendingIn === true);

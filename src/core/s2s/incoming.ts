@@ -309,7 +309,7 @@ export class S2sIn {
     if (events.has("s2s/filter")) {
       const ev: EventMap["s2s/filter"] = { stanza: el, local: to.domain, remote: from.domain, direction: "in", host: to.domain };
       if (events.fireSync("s2s/filter", ev)) {
-        this.#deps.router.bounce(el, new StanzaError(ev.error ?? "policy-violation"));
+        if (!ev.drop) this.#deps.router.bounce(el, new StanzaError(ev.error ?? "policy-violation"));
         return;
       }
     }

@@ -31,7 +31,7 @@ export class S2sPool {
     if (this.#deps.events.has("s2s/filter")) {
       const ev: EventMap["s2s/filter"] = { stanza, local, remote: to.domain, direction: "out", host: local };
       if (this.#deps.events.fireSync("s2s/filter", ev)) {
-        this.#deps.router.bounce(stanza, new StanzaError(ev.error ?? "policy-violation"));
+        if (!ev.drop) this.#deps.router.bounce(stanza, new StanzaError(ev.error ?? "policy-violation"));
         return;
       }
     }

@@ -1,7 +1,6 @@
 // Control-socket methods of the server roster (XEP-0267 admin surface for `comity buddies ...`, DESIGN.md
 // "Operator interface"): list, request, approve, deny, cancel, remove, audit, metrics.
 import type { ModuleContext } from "../../core/module-api.ts";
-// COMPAT: the control socket keeps an error's code only for ControlError; BuddyError codes must reach the CLI.
 import { ControlError } from "../../admin/control.ts";
 import { BuddyError, type AuditRecord, type BuddyEntry, type Decision, type DecisionVia } from "./api.ts";
 import type { BuddyMetrics, HostRoster } from "./roster.ts";
