@@ -84,3 +84,44 @@ for (const peer of PEERS) {
     ours.close();
   });
 }
+
+for (const peer of PEERS) {
+  test(`presence subscriptions between Comity and ${peer.name}, both directions, with presence after approval`, { skip, timeout: 90_000 }, async () => {
+    const contact = `bob@${peer.domain}`;
+    const theirs = await peerLogin(peer, "bob", `sub-${Date.now()}`);
+    // Peer rosters persist across runs: start from no subscription with bob@comity.test.
+    theirs.send(`<iq type='set' id='clean'><query xmlns='jabber:iq:roster'><item jid='bob@comity.test' subscription='remove'/></query></iq>`);
+    await theirs.waitFor(/id=['"]clean['"]/, 30_000);
+    theirs.send("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>");
+    await theirs.waitFor(/id=['"]r0['"]/, 30_000);
+    const ours = await comityLogin("bob", `sub-${peer.name}`);
+    ours.send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
+    await ours.waitFor(/id='r1'/);
+    await new Promise((r) => setTimeout(r, 300));
+
+    // Comity → peer: subscribe, approved by the peer's user; our roster shows 'to' and their presence arrives.
+    theirs.buffer = "";
+    ours.send(`<presence to='${contact}' type='subscribe'/>`);
+    await theirs.waitFor(/<presence[^>]*type=['"]subscribe['"][^>]*>|<presence[^>]*from=['"]bob@comity\.test['"][^>]*type=['"]subscribe/, 30_000);
+    assert.match(theirs.buffer, /from=['"]bob@comity\.test['"]/);
+    theirs.send(`<presence to='bob@comity.test' type='subscribed'/>`);
+    await ours.waitFor(new RegExp(`<item[^>]*jid='${contact}'[^>]*subscription='to'|<item[^>]*subscription='to'[^>]*jid='${contact}'`), 30_000);
+    await ours.waitFor(new RegExp(`<presence[^>]*from='${contact}/sub-`), 30_000);
+
+    // Peer → Comity: subscribe, approved by our user; the peer's user sees our presence.
+    ours.buffer = "";
+    theirs.buffer = "";
+    theirs.send(`<presence to='bob@comity.test' type='subscribe'/>`);
+    await ours.waitFor(new RegExp(`<presence[^>]*from='${contact}'[^>]*type='subscribe'|<presence[^>]*type='subscribe'[^>]*from='${contact}'`), 30_000);
+    ours.send(`<presence to='${contact}' type='subscribed'/>`);
+    await ours.waitFor(new RegExp(`<item[^>]*subscription='both'`), 30_000);
+    await theirs.waitFor(/<presence[^>]*from=['"]bob@comity\.test\/sub-/, 30_000);
+
+    // Both ways off again: the peer removes us (unsubscribe + unsubscribed reach Comity).
+    ours.buffer = "";
+    theirs.send(`<iq type='set' id='bye'><query xmlns='jabber:iq:roster'><item jid='bob@comity.test' subscription='remove'/></query></iq>`);
+    await ours.waitFor(new RegExp(`<item[^>]*subscription='none'|<presence[^>]*from='${contact}[^']*'[^>]*type='unavailable'`), 30_000);
+    ours.close();
+    theirs.close();
+  });
+}

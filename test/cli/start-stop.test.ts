@@ -1,0 +1,41 @@
+// `comity start` as a real process: logs "ready" once listeners accept, and SIGTERM closes every client
+// stream with <system-shutdown/>, flushes storage and exits 0.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RawClient } from "../kit/raw-client.ts";
+
+test("start logs ready, SIGTERM sends system-shutdown to clients and exits cleanly", { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "comity-start-"));
+  const port = 21000 + Math.floor(Math.random() * 20000);
+  const file = join(dir, "comity.yaml");
+  writeFileSync(file, `hosts: [{domain: localhost, admins: [admin@localhost]}]\ndata_dir: ${dir}/data\nc2s: {listen: ["127.0.0.1:${port}"], direct_tls: []}\ns2s: {listen: []}\nlog: {level: info}\n`);
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/run.ts", "start", "--config", file], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!/ready/.test(out)) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no ready line: ${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // First start: the admin account was created and its password printed once.
+    const pw = /Password:\s+(\S+)/.exec(out)?.[1];
+    assert.ok(pw, "the first start prints the admin password");
+    const { client } = await RawClient.login(port, "admin", pw, "r");
+    client.send("<presence/>");
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    child.kill("SIGTERM");
+    await client.waitFor(/<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+    await client.waitFor(/<\/stream:stream>/);
+    assert.equal(await exited, 0);
+    assert.match(out, /stopped/);
+  } finally {
+    child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

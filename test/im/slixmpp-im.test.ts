@@ -1,0 +1,60 @@
+// RFC 6121 with a second real client library (slixmpp 1.8.3): two users subscribe to each other, see each
+// other's presence, chat; a message sent while the recipient is offline arrives on login with a delay stamp.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createTestServer, type TestServer } from "../kit/server.ts";
+
+const PY = "/usr/bin/python3";
+const SCRIPT = "test/interop/slixmpp_im.py";
+
+let ts: TestServer;
+before(async () => {
+  ts = await createTestServer({}, { users: { "sam@localhost": "pw-sam", "tess@localhost": "pw-tess" } });
+});
+after(async () => {
+  await ts.stop();
+});
+
+/** Run one slixmpp role to completion; returns its JSON events. */
+function role(jid: string, password: string, r: string, extra: string[] = []): Promise<{ code: number | null; events: Record<string, string>[] }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(PY, [SCRIPT, "--port", String(ts.c2sPort), "--jid", jid, "--password", password, "--role", r, "--timeout", "30", ...extra]);
+    let out = "";
+    let err = "";
+    p.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    p.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    p.on("error", reject);
+    p.on("exit", (code) => {
+      if (/No module named 'slixmpp'/.test(err)) reject(new Error("python3-slixmpp is not installed: run scripts/install-test-deps.sh"));
+      resolve({ code, events: out.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, string>) });
+    });
+  });
+}
+
+test("two slixmpp users subscribe to each other, see presence and chat", { timeout: 60_000 }, async () => {
+  const responder = role("tess@localhost/r", "pw-tess", "responder");
+  await new Promise((r) => setTimeout(r, 1500));
+  const requester = await role("sam@localhost/q", "pw-sam", "requester", ["--contact", "tess@localhost"]);
+  const resp = await responder;
+  assert.equal(requester.code, 0, JSON.stringify(requester.events));
+  assert.ok(requester.events.some((e) => e["event"] === "contact_available" && e["full"] === "tess@localhost/r"));
+  assert.deepEqual(requester.events.find((e) => e["event"] === "roster"), { event: "roster", contact: "tess@localhost", subscription: "both" });
+  assert.deepEqual(requester.events.find((e) => e["event"] === "message"), { event: "message", frm: "tess@localhost/r", body: "hi back" });
+  assert.ok(resp.events.some((e) => e["event"] === "message" && e["body"] === "hello tess@localhost"));
+});
+
+test("a message to an offline slixmpp user is delivered at login with a delay stamp", { timeout: 60_000 }, async () => {
+  const { RawClient } = await import("../kit/raw-client.ts");
+  const { client } = await RawClient.login(ts.c2sPort, "sam", "pw-sam", "raw");
+  client.send("<message to='tess@localhost' type='chat' id='off1'><body>while you were away</body></message>");
+  client.send("<iq type='get' to='localhost' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>");
+  await client.waitFor(/id='sync'/);
+  client.close();
+  const reader = await role("tess@localhost/later", "pw-tess", "reader", ["--count", "1"]);
+  assert.equal(reader.code, 0, JSON.stringify(reader.events));
+  const msg = reader.events.find((e) => e["event"] === "message");
+  assert.equal(msg?.["body"], "while you were away");
+  assert.equal(msg?.["frm"], "sam@localhost/raw");
+  assert.ok(msg?.["delay"], "the offline message carries a XEP-0203 delay stamp");
+});
