@@ -94,6 +94,31 @@ export class Events {
     return false;
   }
 
+  /**
+   * Like `fire`, but stays synchronous while handlers answer synchronously: returns a boolean, or a promise
+   * from the first handler that returned one on. The router uses it on the per-stanza path (no promise churn).
+   */
+  dispatch<E extends EventName>(name: E, payload: EventMap[E]): boolean | Promise<boolean> {
+    const list = this.#table.get(name);
+    if (!list) return false;
+    for (let i = 0; i < list.length; i++) {
+      const r = (list[i]!.handler as Handler<E>)(payload);
+      if (r === HANDLED) return true;
+      if (r instanceof Promise) return this.#continue(list, i, r, payload);
+    }
+    return false;
+  }
+
+  async #continue<E extends EventName>(list: Entry[], i: number, pending: Promise<HookResult>, payload: EventMap[E]): Promise<boolean> {
+    if ((await pending) === HANDLED) return true;
+    for (let j = i + 1; j < list.length; j++) {
+      let r = (list[j]!.handler as Handler<E>)(payload);
+      if (r instanceof Promise) r = await r;
+      if (r === HANDLED) return true;
+    }
+    return false;
+  }
+
   /** Run handlers in priority order until one returns HANDLED; resolves true when one did. */
   async fire<E extends EventName>(name: E, payload: EventMap[E]): Promise<boolean> {
     const list = this.#table.get(name);

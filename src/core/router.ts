@@ -37,7 +37,10 @@ export class Router {
         const addr = to === undefined ? "self" : to.resource !== "" ? "full" : to.local !== "" ? "bare" : undefined;
         if (addr !== undefined && !(name === "message" && addr === "self")) {
           const event = `pre-${name}/${addr}` as EventName;
-          if (this.events.has(event) && (await this.events.fire(event as "pre-presence/bare", { stanza, from, to, origin }))) return;
+          if (this.events.has(event)) {
+            const r = this.events.dispatch(event as "pre-presence/bare", { stanza, from, to, origin });
+            if (r === true || (r !== false && (await r))) return;
+          }
         }
       }
       if (to === undefined) return await this.#toSelf(stanza, from, origin);
@@ -66,14 +69,15 @@ export class Router {
   }
 
   /** Fire `<kind>/<addr>` for a stanza arriving at a local address; true when a handler took it. */
-  async #arrive(addr: "bare" | "full" | "host", ev: StanzaEvent): Promise<boolean> {
+  #arrive(addr: "bare" | "full" | "host", ev: StanzaEvent): boolean | Promise<boolean> {
     const event = `${ev.stanza.name}/${addr}` as "presence/bare";
-    return this.events.has(event) && (await this.events.fire(event, ev));
+    return this.events.has(event) && this.events.dispatch(event, ev);
   }
 
   async #toHost(host: Host, stanza: Element, from: Jid, to: Jid, origin: Origin): Promise<void> {
     if (stanza.name === "iq") return this.#iq(host, stanza, from, to, "host", origin);
-    if (await this.#arrive("host", { stanza, from, to, origin })) return;
+    const arrived = this.#arrive("host", { stanza, from, to, origin });
+    if (arrived === true || (arrived !== false && (await arrived))) return;
     if (stanza.name === "message") {
       const type = stanza.attrs["type"];
       // Messages to the server itself are answered, not dropped, unless no reply is allowed (RFC 6121 §8.5.1).
@@ -86,7 +90,10 @@ export class Router {
     const bare = to.bareString();
     const sessions = this.sessions.ofBare(bare);
     const isIq = stanza.name === "iq";
-    if (!isIq && (await this.#arrive(to.resource !== "" ? "full" : "bare", { stanza, from, to, origin }))) return;
+    if (!isIq) {
+      const arrived = this.#arrive(to.resource !== "" ? "full" : "bare", { stanza, from, to, origin });
+      if (arrived === true || (arrived !== false && (await arrived))) return;
+    }
     const type = stanza.attrs["type"];
     if (to.resource !== "") {
       const s = sessions.get(to.resource);

@@ -38,7 +38,7 @@ async def main(argv):
     xmpp.ssl_context.check_hostname = False
     xmpp.ssl_context.verify_mode = ssl.CERT_NONE
     xmpp.register_plugin("xep_0203")  # delayed delivery
-    xmpp.auto_authorize = args.role == "responder"
+    xmpp.auto_authorize = args.role in ("responder", "requester")  # the requester approves the reciprocal request
     xmpp.auto_subscribe = args.role == "responder"
     loop = asyncio.get_running_loop()
     done = loop.create_future()

@@ -203,8 +203,22 @@ function setup(ctx: ModuleContext): void {
 
   // §3.6: stanzas from a blocked entity to the user. Messages get service-unavailable (the router bounces the
   // thrown error, never answering an error), presence is dropped silently.
-  const inbound = async ({ stanza, from, to }: StanzaEvent): Promise<HookResult> => {
+  const inbound = ({ stanza, from, to }: StanzaEvent): HookResult | Promise<HookResult> => {
     if (!isLocalUser(to)) return;
+    // Fast path: both lists cached (users with sessions), so no promise is made for an ordinary stanza.
+    const toList = cache.get(to.local);
+    const fromList = isLocalUser(from) && from.domain === host ? cache.get(from.local) : [];
+    if (toList && fromList) {
+      if (matchesAny(toList, from)) {
+        if (stanza.name === "message") throw new StanzaError("service-unavailable");
+        return HANDLED;
+      }
+      if (fromList.length > 0 && stanza.attrs["type"] !== "unavailable" && matchesAny(fromList, to)) return HANDLED;
+      return;
+    }
+    return inboundSlow(stanza, from, to);
+  };
+  const inboundSlow = async (stanza: Element, from: Jid, to: Jid): Promise<HookResult> => {
     if (await blocks(to.bare, from)) {
       if (stanza.name === "message") throw new StanzaError("service-unavailable");
       return HANDLED;
@@ -220,11 +234,19 @@ function setup(ctx: ModuleContext): void {
   ctx.hook("presence/full", inbound, 100);
 
   // §3.7: the user tries to talk to someone they blocked: not-acceptable with <blocked/>.
-  const outbound = async ({ stanza, from, to }: StanzaEvent): Promise<HookResult> => {
+  // Synchronous when the sender's list is cached (it is while the user has sessions): no promise per stanza.
+  const outbound = ({ stanza, from, to }: StanzaEvent): HookResult | Promise<HookResult> => {
     if (!to || !isLocalUser(from)) return;
     if (stanza.name === "presence" && stanza.attrs["type"] === "unavailable") return;
-    if (await blocks(from.bare, to)) throw blockedError();
-    return;
+    const cached = cache.get(from.local);
+    if (cached) {
+      if (matchesAny(cached, to)) throw blockedError();
+      return;
+    }
+    return blocks(from.bare, to).then((b) => {
+      if (b) throw blockedError();
+      return undefined;
+    });
   };
   ctx.hook("pre-message/bare", outbound, 100);
   ctx.hook("pre-message/full", outbound, 100);
