@@ -19,6 +19,7 @@ import type { Storage } from "../storage/types.ts";
 import type { TlsContexts } from "./tls-contexts.ts";
 import type { AuthThrottle } from "./auth-throttle.ts";
 import type { Events } from "./events.ts";
+import type { Origin } from "./module-api.ts";
 
 /** What every client session shares. */
 export interface C2sDeps {
@@ -49,6 +50,8 @@ export class C2sSession implements LocalSession {
   #failures = 0;
   #timer: NodeJS.Timeout | undefined;
   #authInFlight = false;
+  /** The origin of this session's stanzas, made once after binding. */
+  #origin: Origin | undefined;
   priority = 0;
   available = false;
   presence: Element | undefined;
@@ -149,7 +152,7 @@ export class C2sSession implements LocalSession {
     return f;
   }
 
-  async #element(el: Element): Promise<void> {
+  #element(el: Element): void | Promise<void> {
     if (this.#jid) return this.#stanza(el);
     if (el.xmlns === NS_TLS && el.name === "starttls") return this.#starttls();
     if (el.xmlns === NS_SASL && !this.#username) return this.#sasl(el);
@@ -318,8 +321,8 @@ export class C2sSession implements LocalSession {
     void this.#deps.events.fire("session/bound", { session: this });
   }
 
-  /** RFC 6120 §8.1: validate addressing, stamp `from`, then route. */
-  async #stanza(el: Element): Promise<void> {
+  /** RFC 6120 §8.1: validate addressing, stamp `from`, then route (synchronously when the router can). */
+  #stanza(el: Element): void | Promise<void> {
     if (el.xmlns !== NS_CLIENT || !STANZAS.has(el.name)) throw new StreamError("unsupported-stanza-type", { text: `<${el.name}/> is not a stanza` });
     const jid = this.#jid!;
     const from = el.attrs["from"];
@@ -357,7 +360,7 @@ export class C2sSession implements LocalSession {
       }
     }
     if (el.name === "presence" && to === undefined) return this.#ownPresence(el, jid);
-    await this.#deps.router.route(el, jid, to, { kind: "c2s", jid });
+    return this.#deps.router.route(el, jid, to, this.#origin ?? (this.#origin = { kind: "c2s", jid }));
   }
 
   /**

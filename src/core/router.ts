@@ -28,8 +28,55 @@ export class Router {
     this.#log = deps.log;
   }
 
-  /** Route a stanza whose `from` is set and trusted and whose `to` (if any) is a valid JID. */
-  async route(stanza: Element, from: Jid, to: Jid | undefined, origin: Origin): Promise<void> {
+  /**
+   * Route a stanza whose `from` is set and trusted and whose `to` (if any) is a valid JID. Returns a promise only
+   * when routing had to wait (storage, an async hook); the common case, a message to a connected full JID whose
+   * hooks answer synchronously, completes before returning and allocates no promise.
+   */
+  route(stanza: Element, from: Jid, to: Jid | undefined, origin: Origin): void | Promise<void> {
+    if (stanza.name === "message" && to !== undefined && to.resource !== "" && to.local !== "" && this.hosts.has(to.domain)) {
+      const session = this.sessions.get(to);
+      if (session) return this.#messageToSession(stanza, from, to, origin);
+    }
+    return this.#route(stanza, from, to, origin);
+  }
+
+  /** Fast path: a message for a connected full JID (RFC 6121 §8.5.3.1), hooks first. */
+  #messageToSession(stanza: Element, from: Jid, to: Jid, origin: Origin): void | Promise<void> {
+    const ev: StanzaEvent = { stanza, from, to, origin };
+    try {
+      if (origin.kind === "c2s" && this.events.has("pre-message/full")) {
+        const r = this.events.dispatch("pre-message/full", ev);
+        if (r === true) return;
+        if (r !== false) return r.then((h) => (h ? undefined : this.#arriveAtSession(ev))).catch((err: unknown) => this.#failed(stanza, err));
+      }
+      return this.#arriveAtSession(ev);
+    } catch (err) {
+      this.#failed(stanza, err);
+    }
+  }
+
+  #arriveAtSession(ev: StanzaEvent): void | Promise<void> {
+    const deliver = () => {
+      const s = this.sessions.get(ev.to!);
+      if (s) s.deliver(ev.stanza);
+      else return this.#toAccount(this.hosts.get(ev.to!.domain)!, ev.stanza, ev.from, ev.to!, ev.origin, true); // it went away meanwhile
+    };
+    if (!this.events.has("message/full")) return deliver();
+    const r = this.events.dispatch("message/full", ev);
+    if (r === true) return;
+    if (r === false) return deliver();
+    return r.then((h) => (h ? undefined : deliver())).catch((err: unknown) => this.#failed(ev.stanza, err));
+  }
+
+  /** A handler failed: a StanzaError is answered, anything else logged and answered internal-server-error. */
+  #failed(stanza: Element, err: unknown): void {
+    if (err instanceof StanzaError) return this.bounce(stanza, err);
+    this.#log.error({ err, stanza: stanza.name }, "routing failed");
+    this.bounce(stanza, new StanzaError("internal-server-error"));
+  }
+
+  async #route(stanza: Element, from: Jid, to: Jid | undefined, origin: Origin): Promise<void> {
     try {
       const name = stanza.name;
       if (origin.kind === "c2s" && (name === "presence" || name === "message")) {
@@ -52,9 +99,7 @@ export class Router {
       }
       return await this.#toAccount(host, stanza, from, to, origin);
     } catch (err) {
-      if (err instanceof StanzaError) return this.bounce(stanza, err);
-      this.#log.error({ err, stanza: stanza.name }, "routing failed");
-      this.bounce(stanza, new StanzaError("internal-server-error"));
+      this.#failed(stanza, err);
     }
   }
 
@@ -86,11 +131,11 @@ export class Router {
     // Presence to the host: consumed here (server rosters handle it when enabled).
   }
 
-  async #toAccount(host: Host, stanza: Element, from: Jid, to: Jid, origin: Origin): Promise<void> {
+  async #toAccount(host: Host, stanza: Element, from: Jid, to: Jid, origin: Origin, arrived = false): Promise<void> {
     const bare = to.bareString();
     const sessions = this.sessions.ofBare(bare);
     const isIq = stanza.name === "iq";
-    if (!isIq) {
+    if (!isIq && !arrived) {
       const arrived = this.#arrive(to.resource !== "" ? "full" : "bare", { stanza, from, to, origin });
       if (arrived === true || (arrived !== false && (await arrived))) return;
     }
