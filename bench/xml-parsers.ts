@@ -1,4 +1,5 @@
-// Benchmark and RFC 6120 §11.1 restriction probe for XML parser candidates (saxes, node-expat, ltx) of Comity's streaming XML layer.
+// Benchmark and RFC 6120 §11.1 restriction probe for XML parser candidates (saxes, node-expat, ltx, Comity's StreamParser and
+// FastStreamParser) of Comity's streaming XML layer.
 // Run: node --import tsx bench/xml-parsers.ts [--stanzas 100000] [--runs 5] [--chunk 1500] [--verbose]
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -9,6 +10,8 @@ import v8 from "node:v8";
 import vm from "node:vm";
 import { SaxesParser } from "saxes";
 import { Element } from "../src/xml/element.ts";
+import { StreamParser, type StreamParserHandlers } from "../src/xml/parser.ts";
+import { FastStreamParser } from "../src/xml/fast-parser.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Candidates without type declarations are loaded through require() and given minimal shapes.
@@ -50,6 +53,8 @@ interface Observer {
   text(t: string): void;
   markup(kind: Markup, detail: string): void;
   error(err: Error, layer: Layer): void;
+  /** A complete stanza from a parser that builds Element trees itself. */
+  stanza(el: Element): void;
 }
 
 interface Feeder {
@@ -275,6 +280,37 @@ function ltxCandidate(): Candidate {
   };
 }
 
+/** Comity's own stream parsers: bytes in (decoder included), Element trees out, limits and restrictions enforced. */
+function comityCandidate(
+  name: string,
+  Parser: new (handlers: StreamParserHandlers, limits: { maxStanzaSize: number }) => { write(chunk: Uint8Array): void },
+): Candidate {
+  return {
+    name,
+    available: true,
+    open(obs, input) {
+      if (input !== "buffer") throw new Error(`${name} takes bytes and decodes them itself`);
+      const p = new Parser(
+        { rootOpen() {}, element: (el) => obs.stanza(el), rootClose() {} },
+        { maxStanzaSize: Number.MAX_SAFE_INTEGER },
+      );
+      let failed = false;
+      return {
+        write(chunk) {
+          if (failed) return;
+          try {
+            p.write(chunk);
+          } catch (e) {
+            failed = true;
+            obs.error(e as Error, "parser");
+          }
+        },
+        end() {},
+      };
+    },
+  };
+}
+
 /** Not a parser: the cost of the fatal streaming UTF-8 decoder alone, the floor for string-based parsers. */
 function decoderOnlyCandidate(): Candidate {
   return {
@@ -349,6 +385,16 @@ function treeObserver(
     },
     markup: (k, d) => onIssue.markup(k, d),
     error: (e, l) => onIssue.error(e, l),
+    stanza(el) {
+      const count = (e: Element): number => {
+        let n = 1;
+        for (const c of e.children) if (typeof c !== "string") n += count(c);
+        return n;
+      };
+      tally.elements += count(el);
+      tally.stanzas++;
+      done(el);
+    },
   };
 }
 
@@ -645,6 +691,8 @@ async function main(): Promise<void> {
   const expatC = expatCandidate();
   const ltxC = ltxCandidate();
   const comity = saxesCandidate("fatal TextDecoder -> saxes {xmlns, XML 1.0 forced}", { xmlns: true, position: false, force10: true });
+  const streamParser = comityCandidate("Comity StreamParser (saxes)", StreamParser);
+  const fastParser = comityCandidate("Comity FastStreamParser", FastStreamParser);
 
   const stream = buildStream(stanzas);
   const chunks = split(stream, chunkSize);
@@ -663,6 +711,8 @@ async function main(): Promise<void> {
     [saxesPlain, "fatal-decoder", "string via fatal TextDecoder"],
     [expatC, "buffer", "Buffer"],
     [ltxC, "fatal-decoder", "string via fatal TextDecoder"],
+    [streamParser, "buffer", "Buffer (decodes itself)"],
+    [fastParser, "buffer", "Buffer (decodes itself)"],
   ];
   const rows: string[][] = [];
   const empty = ["", "", "", "", "", ""];
@@ -712,6 +762,7 @@ async function main(): Promise<void> {
     [expatC, "buffer"],
     [ltxC, "buffer"],
     [comity, "fatal-decoder"],
+    [fastParser, "buffer"],
   ];
   console.log(
     "\nRFC 6120 §11.1 restrictions (columns 1-4: raw Buffer chunks passed to write(); saxes and ltx call toString() per chunk)\n" +
