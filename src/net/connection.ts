@@ -4,7 +4,10 @@
 import type { Socket } from "node:net";
 import { TLSSocket, connect as tlsConnect, type SecureContext } from "node:tls";
 import { randomBytes } from "node:crypto";
-import { StreamParser, XmlError, type ParserLimits } from "../xml/parser.ts";
+import { XmlError, type ParserLimits } from "../xml/parser.ts";
+// The hand-written restricted parser: same contract and tests as the saxes-based StreamParser, about 5x faster
+// and far less garbage per stanza (docs/xml-parser.md); StreamParser stays as its differential-test reference.
+import { FastStreamParser } from "../xml/fast-parser.ts";
 import { escapeAttr, serialize, type Element } from "../xml/element.ts";
 import { StreamError } from "../xmpp/errors.ts";
 import { NS_STREAM } from "../xmpp/ns.ts";
@@ -45,7 +48,7 @@ export class Connection {
   readonly remoteAddress: string;
   streamId = "";
   #handlers: ConnectionHandlers;
-  #parser: StreamParser;
+  #parser: FastStreamParser;
   #headerSent = false;
   #closing = false;
   #closed = false;
@@ -66,7 +69,7 @@ export class Connection {
     this.#log = opts.log;
     this.#alias = opts.alias;
     this.#headerNs = Object.entries(opts.headerNs ?? {}).map(([p, uri]) => ` xmlns:${p}='${escapeAttr(uri)}'`).join("");
-    this.#parser = new StreamParser(
+    this.#parser = new FastStreamParser(
       {
         rootOpen: (name, uri, attrs, ns) => this.#rootOpen(name, uri, attrs, ns),
         element: (el) => this.#element(el),
