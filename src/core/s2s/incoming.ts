@@ -10,7 +10,7 @@ import { NS_CLIENT, NS_DIALBACK, NS_DIALBACK_FEATURE, NS_SASL, NS_SERVER, NS_STR
 import { parseJid, prepareDomain, type Jid } from "../../xmpp/jid.ts";
 import { certificateValidFor } from "./cert-check.ts";
 import type { EventMap } from "../events.ts";
-import type { LinkInfo, S2sAuth, S2sDeps } from "./types.ts";
+import { s2sLimits, type LinkInfo, type S2sAuth, type S2sDeps } from "./types.ts";
 
 const STANZAS = new Set(["message", "presence", "iq"]);
 
@@ -52,7 +52,7 @@ export class S2sIn {
         contentNs: NS_SERVER,
         headerNs: { db: NS_DIALBACK },
         alias: { from: NS_CLIENT, to: NS_SERVER },
-        limits: { maxStanzaSize: c.s2s.max_stanza_size, maxDepth: c.limits.max_depth, maxChildren: c.limits.max_children, maxAttributes: c.limits.max_attributes },
+        limits: s2sLimits(c),
         log: deps.log,
       },
     );

@@ -11,7 +11,7 @@ import { NS_CLIENT, NS_DIALBACK, NS_DIALBACK_FEATURE, NS_SASL, NS_SERVER, NS_STR
 import { certificateValidFor } from "./cert-check.ts";
 import { prepareDomain } from "../../xmpp/jid.ts";
 import type { Target } from "./resolve.ts";
-import type { LinkInfo, S2sAuth, S2sDeps } from "./types.ts";
+import { s2sLimits, type LinkInfo, type S2sAuth, type S2sDeps } from "./types.ts";
 
 type State = "resolving" | "connecting" | "negotiating" | "established" | "failed" | "closed";
 
@@ -191,7 +191,7 @@ export class S2sOut {
         contentNs: NS_SERVER,
         headerNs: { db: NS_DIALBACK },
         alias: { from: NS_CLIENT, to: NS_SERVER },
-        limits: { maxStanzaSize: c.s2s.max_stanza_size, maxDepth: c.limits.max_depth, maxChildren: c.limits.max_children, maxAttributes: c.limits.max_attributes },
+        limits: s2sLimits(c),
         log: this.#deps.log,
       },
     );

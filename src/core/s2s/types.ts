@@ -42,3 +42,8 @@ export interface S2sDeps {
   resolver: PeerResolver;
   events: Events;
 }
+
+/** Parser limits of an s2s stream (s2s.max_stanza_size and the shared element limits). */
+export function s2sLimits(config: Config): { maxStanzaSize: number; maxDepth: number; maxChildren: number; maxAttributes: number } {
+  return { maxStanzaSize: config.s2s.max_stanza_size, maxDepth: config.limits.max_depth, maxChildren: config.limits.max_children, maxAttributes: config.limits.max_attributes };
+}

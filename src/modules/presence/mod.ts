@@ -1,5 +1,6 @@
 // RFC 6121 §4 presence: initial presence broadcast and probes (§4.2), probe answers (§4.3), updates (§4.4),
 // unavailable presence and session end (§4.5), directed presence (§4.6). Subscriptions live in the roster module.
+import { readdress } from "../../xmpp/stanza.ts";
 import { x, type Element } from "../../xml/element.ts";
 import { NS_CLIENT } from "../../xmpp/ns.ts";
 import type { Jid } from "../../xmpp/jid.ts";
@@ -10,14 +11,6 @@ import type { Subscription } from "../../storage/types.ts";
 
 const hasFrom = (s: Subscription): boolean => s === "from" || s === "both";
 const hasTo = (s: Subscription): boolean => s === "to" || s === "both";
-
-/** A copy of a presence stanza with new addresses. */
-function readdress(stanza: Element, from: string, to: string): Element {
-  const el = stanza.clone();
-  el.attrs["from"] = from;
-  el.attrs["to"] = to;
-  return el;
-}
 
 /** Presence broadcast, probes and directed presence for one host. */
 function setup(ctx: ModuleContext): void {

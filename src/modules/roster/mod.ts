@@ -1,5 +1,6 @@
 // RFC 6121 §2 rosters (get, set, remove, §2.1.6 pushes, §2.6 versioning) and §3 presence subscriptions
 // (Appendix A state tables in subscription.ts, §3.4 pre-approval, pending requests redelivered on login).
+import { readdress } from "../../xmpp/stanza.ts";
 import { Element, x } from "../../xml/element.ts";
 import { parseXml } from "../../xml/parser.ts";
 import { StanzaError } from "../../xmpp/errors.ts";
@@ -48,14 +49,6 @@ function serializer(): <T>(key: string, fn: () => Promise<T>) => Promise<T> {
 }
 
 let pushCounter = 0;
-
-/** A copy of a presence stanza with new addresses. */
-function readdress(stanza: Element, from: string, to: string): Element {
-  const el = stanza.clone();
-  el.attrs["from"] = from;
-  el.attrs["to"] = to;
-  return el;
-}
 
 /** Roster storage, pushes and subscription handling for one host. */
 function setup(ctx: ModuleContext): void {
