@@ -1,7 +1,7 @@
 // `comity start`: validate the config, open storage, listen, log `ready`; SIGTERM/SIGINT stop cleanly.
 import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
-import { withConfig, resolveConfig } from "./common.ts";
+import { CliError, withConfig, resolveConfig } from "./common.ts";
 import { createLogger } from "../core/log.ts";
 import { ComityServer } from "../server.ts";
 import { deriveCredentials } from "../sasl/credentials.ts";
@@ -18,8 +18,20 @@ export function registerStart(program: Command): void {
       const log = createLogger({ level: opts.logLevel ?? config.log.level, format });
       log.info({ config: path ?? "(built-in default)", hosts: config.hosts.map((h) => h.domain) }, "starting Comity");
       const server = await ComityServer.create(config, log);
+      let addrs: Awaited<ReturnType<ComityServer["listen"]>>;
+      try {
+        addrs = await server.listen();
+      } catch (err) {
+        await server.stop().catch(() => undefined);
+        const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+        if (e.code === "EADDRINUSE" || e.code === "EACCES" || e.code === "EADDRNOTAVAIL") {
+          const what = e.code === "EADDRINUSE" ? "is already in use (is another server running?)" : e.code === "EACCES" ? "needs more privileges" : "is not an address of this machine";
+          throw new CliError(`cannot listen on ${e.address ?? "?"}:${e.port ?? "?"}: it ${what}; change the listen addresses in the config (c2s.listen, c2s.direct_tls, s2s.listen)`);
+        }
+        throw err;
+      }
+      // After the listeners: an admin password printed by a start that then failed would be lost.
       await createFirstAdmins(server, log);
-      const addrs = await server.listen();
       const fmt = (a: { address: string; port: number }) => (a.address.includes(":") ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`);
       log.info(
         { c2s: addrs.c2s.map(fmt), c2sDirectTls: addrs.c2sDirectTls.map(fmt), s2s: addrs.s2s.map(fmt), s2sDirectTls: addrs.s2sDirectTls.map(fmt) },
