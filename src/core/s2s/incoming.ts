@@ -9,6 +9,7 @@ import { StanzaError, StreamError } from "../../xmpp/errors.ts";
 import { NS_CLIENT, NS_DIALBACK, NS_DIALBACK_FEATURE, NS_SASL, NS_SERVER, NS_STREAM, NS_TLS } from "../../xmpp/ns.ts";
 import { parseJid, prepareDomain, type Jid } from "../../xmpp/jid.ts";
 import { certificateValidFor } from "./cert-check.ts";
+import type { Origin } from "../module-api.ts";
 import type { EventMap } from "../events.ts";
 import { s2sLimits, type LinkInfo, type S2sAuth, type S2sDeps } from "./types.ts";
 
@@ -30,6 +31,8 @@ export class S2sIn {
   #auth: S2sAuth = "none";
   #certValid = false;
   #externalDone = false;
+  /** One routing origin per authenticated peer domain, made once (not per stanza). */
+  readonly #origins = new Map<string, Origin>();
   /** Dialback claims being checked with the authoritative server ("remote local"). */
   readonly #pending = new Set<string>();
   #idle: NodeJS.Timeout | undefined;
@@ -313,7 +316,9 @@ export class S2sIn {
         return;
       }
     }
-    await this.#deps.router.route(el, from, to, { kind: "s2s", jid: parseJid(from.domain) });
+    let origin = this.#origins.get(from.domain);
+    if (!origin) this.#origins.set(from.domain, (origin = { kind: "s2s", jid: parseJid(from.domain) }));
+    await this.#deps.router.route(el, from, to, origin);
   }
 
   #closed(reason: string): void {
