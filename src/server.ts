@@ -23,6 +23,7 @@ import type { HostCertificate } from "./core/certs.ts";
 import { startControlServer, type ControlMethod } from "./admin/control.ts";
 import { unlinkSync } from "node:fs";
 import { builtinModules } from "./modules/builtin.ts";
+import { VERSION } from "./version.ts";
 
 /** Where each listener ended up (useful with port 0 in tests). */
 export interface BoundAddresses {
@@ -30,6 +31,22 @@ export interface BoundAddresses {
   c2sDirectTls: AddressInfo[];
   s2s: AddressInfo[];
   s2sDirectTls: AddressInfo[];
+}
+
+/** The running server's figures, as `comity status --json` prints them (bytes for memory). */
+export interface ServerStatus {
+  version: string;
+  pid: number;
+  node: string;
+  uptimeSeconds: number;
+  hosts: string[];
+  /** Open client connections, authenticated or not. */
+  c2sConnections: number;
+  /** Bound resources. */
+  c2sSessions: number;
+  s2sIncoming: number;
+  s2sOutgoing: number;
+  memory: { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
 }
 
 /** A running Comity server. */
@@ -74,7 +91,7 @@ export class ComityServer {
     });
     this.router.remote = (stanza, to) => this.s2s.send(stanza, to);
     this.control.set("s2s.list", () => this.s2s.list());
-    this.control.set("status", () => ({ sessions: this.sessions.count, hosts: [...this.hosts.keys()], s2s: this.s2s.list().length }));
+    this.control.set("status", () => this.status());
   }
 
   /** Open storage, load or generate certificates and set up every host's modules. */
@@ -100,6 +117,7 @@ export class ComityServer {
   }
 
   #c2sDeps!: C2sDeps;
+  readonly #startedAt = Date.now();
   readonly #clients = new Set<C2sSession>();
 
   #accept = (socket: Socket): void => {
@@ -111,6 +129,24 @@ export class ComityServer {
     this.#clients.add(session);
     socket.once("close", () => this.#clients.delete(session));
   };
+
+  /** What `comity status` shows: load, links and memory of this process, read when asked. */
+  status(): ServerStatus {
+    const links = this.s2s.list();
+    const mem = process.memoryUsage();
+    return {
+      version: VERSION,
+      pid: process.pid,
+      node: process.version,
+      uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
+      hosts: [...this.hosts.keys()],
+      c2sConnections: this.#clients.size,
+      c2sSessions: this.sessions.count,
+      s2sIncoming: links.filter((l) => l.direction === "in").length,
+      s2sOutgoing: links.filter((l) => l.direction === "out").length,
+      memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external, arrayBuffers: mem.arrayBuffers },
+    };
+  }
 
   /** Start every listener; resolves when all accept connections. */
   async listen(): Promise<BoundAddresses> {

@@ -13,6 +13,7 @@ import { registerUserCommands } from "./users.ts";
 import { registerS2s } from "./s2s.ts";
 import { registerBuddies } from "./buddies.ts";
 import { registerIncidents } from "./incidents.ts";
+import { registerStatus } from "./status.ts";
 import { ControlError } from "../admin/control.ts";
 
 /** Build the command tree (exposed for tests and help generation). */
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerBuddies(program);
   registerS2s(program);
   registerIncidents(program);
+  registerStatus(program);
   // --- Offline commands. ---
   registerCheck(program);
   registerCert(program);

@@ -83,4 +83,13 @@ test("comity s2s list shows the links of the running server over the control soc
   const table = await run("s2s", "list");
   assert.match(table, /^PEER\s+DIR\s+LOCAL/m);
   assert.match(table, /b\.localhost\s+out\s+a\.localhost\s+established/);
+  // `comity status` reads the same server: its links, its clients and its memory.
+  const watcher = await login(a, "alice", "a.localhost", "pw-a", "status");
+  const status = JSON.parse(await run("status", "--json")) as { hosts: string[]; c2sSessions: number; c2sConnections: number; s2sOutgoing: number; memory: { rss: number; heapUsed: number } };
+  assert.deepEqual(status.hosts, ["a.localhost"]);
+  assert.ok(status.c2sSessions >= 1 && status.c2sConnections >= status.c2sSessions, JSON.stringify(status));
+  assert.ok(status.s2sOutgoing >= 1);
+  assert.ok(status.memory.rss > status.memory.heapUsed && status.memory.heapUsed > 0);
+  assert.match(await run("status"), /^clients\s+\d+ connections, \d+ bound sessions$/m);
+  watcher.close();
 });
