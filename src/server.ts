@@ -24,12 +24,17 @@ import { startControlServer, type ControlMethod } from "./admin/control.ts";
 import { unlinkSync } from "node:fs";
 import { builtinModules } from "./modules/builtin.ts";
 import { VERSION } from "./version.ts";
+import { HttpService } from "./http/server.ts";
+import { mountWebSocket } from "./http/websocket.ts";
+import { mountAdmin } from "./http/admin/mount.ts";
 
 /** Where each listener ended up (useful with port 0 in tests). */
 export interface BoundAddresses {
   c2s: AddressInfo[];
   c2sDirectTls: AddressInfo[];
   s2s: AddressInfo[];
+  http: AddressInfo[];
+  https: AddressInfo[];
   s2sDirectTls: AddressInfo[];
 }
 
@@ -60,13 +65,15 @@ export class ComityServer {
   readonly router: Router;
   readonly #tls: TlsContexts;
   readonly #listeners: NetServer[] = [];
-  readonly addresses: BoundAddresses = { c2s: [], c2sDirectTls: [], s2s: [], s2sDirectTls: [] };
+  readonly addresses: BoundAddresses = { c2s: [], c2sDirectTls: [], s2s: [], s2sDirectTls: [], http: [], https: [] };
   readonly s2s: S2sPool;
   readonly #s2sTls: TlsContexts;
   #stopping = false;
   /** Methods the CLI can call over the control socket (`comity s2s list`, `comity buddies ...`). */
   readonly control = new Map<string, ControlMethod>();
   #controlServer: NetServer | undefined;
+  /** The HTTP listeners (WebSocket, admin console, API), when `http.listen` or `http.tls_listen` is set. */
+  http: HttpService | undefined;
 
   private constructor(config: Config, log: Logger, storage: Storage, certs: Map<string, HostCertificate>) {
     this.config = config;
@@ -195,8 +202,30 @@ export class ComityServer {
       this.#listeners.push(server);
       this.addresses.s2sDirectTls.push(address);
     }
+    await this.#listenHttp();
     for (const domain of this.hosts.keys()) await this.events.fire("server/started", { host: domain });
     return this.addresses;
+  }
+
+  async #listenHttp(): Promise<void> {
+    const { http: cfg } = this.config;
+    if (cfg.listen.length === 0 && cfg.tls_listen.length === 0) return;
+    const http = new HttpService({ log: this.log, trustedProxies: cfg.trusted_proxies });
+    this.http = http;
+    if (cfg.websocket) {
+      mountWebSocket(http, {
+        c2s: this.#c2sDeps,
+        track: (session) => this.#clients.add(session),
+        untrack: (session) => this.#clients.delete(session),
+      });
+    }
+    if (cfg.admin_console || cfg.api) {
+      mountAdmin(http, { config: this.config, hosts: this.hosts, storage: this.storage, log: this.log, control: this.control });
+    }
+    for (const addr of cfg.listen) this.addresses.http.push(await http.listen(addr));
+    for (const addr of cfg.tls_listen) {
+      this.addresses.https.push(await http.listen(addr, { SNICallback: this.#tls.sni, ...this.#tls.defaultPair, minVersion: "TLSv1.2", ALPNProtocols: ["http/1.1"] }));
+    }
   }
 
   /** Close listeners, end every session with <system-shutdown/>, flush and close storage. */
@@ -204,6 +233,7 @@ export class ComityServer {
     if (this.#stopping) return;
     this.#stopping = true;
     for (const l of this.#listeners) l.close();
+    const httpClosed = this.http?.close();
     if (this.#controlServer) {
       this.#controlServer.close();
       try {
@@ -219,6 +249,7 @@ export class ComityServer {
     while (this.#clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const s of this.#clients) s.conn.socket.destroy();
     await this.s2s.stop();
+    await httpClosed;
     await this.storage.close();
   }
 }

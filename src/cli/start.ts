@@ -26,7 +26,7 @@ export function registerStart(program: Command): void {
         const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
         if (e.code === "EADDRINUSE" || e.code === "EACCES" || e.code === "EADDRNOTAVAIL") {
           const what = e.code === "EADDRINUSE" ? "is already in use (is another server running?)" : e.code === "EACCES" ? "needs more privileges" : "is not an address of this machine";
-          throw new CliError(`cannot listen on ${e.address ?? "?"}:${e.port ?? "?"}: it ${what}; change the listen addresses in the config (c2s.listen, c2s.direct_tls, s2s.listen)`);
+          throw new CliError(`cannot listen on ${e.address ?? "?"}:${e.port ?? "?"}: it ${what}; change the listen addresses in the config (c2s.listen, c2s.direct_tls, s2s.listen, http.listen, http.tls_listen)`);
         }
         throw err;
       }
@@ -34,7 +34,7 @@ export function registerStart(program: Command): void {
       await createFirstAdmins(server, log);
       const fmt = (a: { address: string; port: number }) => (a.address.includes(":") ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`);
       log.info(
-        { c2s: addrs.c2s.map(fmt), c2sDirectTls: addrs.c2sDirectTls.map(fmt), s2s: addrs.s2s.map(fmt), s2sDirectTls: addrs.s2sDirectTls.map(fmt) },
+        { c2s: addrs.c2s.map(fmt), c2sDirectTls: addrs.c2sDirectTls.map(fmt), s2s: addrs.s2s.map(fmt), s2sDirectTls: addrs.s2sDirectTls.map(fmt), http: addrs.http.map(fmt), https: addrs.https.map(fmt) },
         "ready: accepting connections",
       );
       let stopping = false;

@@ -79,7 +79,17 @@ export const ConfigSchema = Type.Object(
       { default: {}, additionalProperties: false, description: "Server-to-server connections (federation)" },
     ),
     http: Type.Object(
-      { listen: Type.Array(ListenAddr, { default: [], description: "HTTP listeners: WebSocket /xmpp-websocket, /admin, /api" }) },
+      {
+        listen: Type.Array(ListenAddr, { default: [], description: "HTTP listeners: WebSocket /xmpp-websocket, /admin, /api" }),
+        tls_listen: Type.Array(ListenAddr, { default: [], description: "HTTPS listeners (the default host's certificate), same paths" }),
+        trusted_proxies: Type.Array(Type.String(), {
+          default: [],
+          description: "Addresses of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto headers are believed",
+        }),
+        websocket: Type.Boolean({ default: true, description: "Serve XMPP over WebSocket (RFC 7395) at /xmpp-websocket" }),
+        admin_console: Type.Boolean({ default: true, description: "Serve the web admin console at /admin (host admins log in with their XMPP password)" }),
+        api: Type.Boolean({ default: true, description: "Serve the HTTP API at /api (host admins, HTTP Basic with their XMPP password)" }),
+      },
       { default: {}, additionalProperties: false, description: "HTTP server" },
     ),
     auth: Type.Object(

@@ -1,0 +1,147 @@
+// The HTTP listener: one node:http (or https) server per configured address, shared by the WebSocket transport
+// (RFC 7395, /xmpp-websocket), the web admin console (/admin) and the HTTP API (/api). Each part mounts its
+// paths here; this file only routes by path prefix, answers what nobody mounted, and says whether a request came
+// over TLS and from which address (believing X-Forwarded-* headers only from configured trusted proxies).
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from "node:https";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { TLSSocket } from "node:tls";
+import { parseListenAddress } from "../net/listen.ts";
+
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+export interface HttpServiceOptions {
+  log: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
+  /** Addresses of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed. */
+  trustedProxies?: string[];
+}
+
+/** Send a small response with a body; ends the response. */
+export function sendText(res: ServerResponse, status: number, body: string, type = "text/plain; charset=utf-8", headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  res.writeHead(status, { "content-type": type, "content-length": Buffer.byteLength(body), "x-content-type-options": "nosniff", ...headers });
+  res.end(body);
+}
+
+/** Send a JSON body; ends the response. */
+export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  sendText(res, status, JSON.stringify(value) + "\n", "application/json; charset=utf-8", headers);
+}
+
+function normalise(address: string | undefined): string {
+  if (!address) return "unknown";
+  return address.startsWith("::ffff:") ? address.slice(7) : address;
+}
+
+/** Routes requests by path prefix to the parts mounted on it; every configured listener serves the same routes. */
+export class HttpService {
+  readonly #log: HttpServiceOptions["log"];
+  readonly #proxies: Set<string>;
+  readonly #mounts: { prefix: string; handler: HttpHandler }[] = [];
+  readonly #upgrades = new Map<string, UpgradeHandler>();
+  readonly #servers: Server[] = [];
+
+  constructor(opts: HttpServiceOptions) {
+    this.#log = opts.log;
+    this.#proxies = new Set((opts.trustedProxies ?? []).map(normalise));
+  }
+
+  /** Serve `prefix` and everything under it ("/admin" takes "/admin" and "/admin/..."); the longest prefix wins. */
+  mount(prefix: string, handler: HttpHandler): void {
+    this.#mounts.push({ prefix, handler });
+    this.#mounts.sort((a, b) => b.prefix.length - a.prefix.length);
+  }
+
+  /** Take HTTP Upgrade requests for exactly this path (e.g. "/xmpp-websocket"). */
+  onUpgrade(path: string, handler: UpgradeHandler): void {
+    this.#upgrades.set(path, handler);
+  }
+
+  /** Whether the request reached us over TLS: directly, or through a trusted proxy that says so. */
+  isSecure(req: IncomingMessage): boolean {
+    if (req.socket instanceof TLSSocket) return true;
+    if (!this.#proxies.has(normalise(req.socket.remoteAddress))) return false;
+    const proto = req.headers["x-forwarded-proto"];
+    return typeof proto === "string" && proto.split(",")[0]!.trim().toLowerCase() === "https";
+  }
+
+  /** The client's address: the socket's, or the first X-Forwarded-For hop when the socket is a trusted proxy. */
+  clientAddress(req: IncomingMessage): string {
+    const direct = normalise(req.socket.remoteAddress);
+    if (!this.#proxies.has(direct)) return direct;
+    const fwd = req.headers["x-forwarded-for"];
+    const first = typeof fwd === "string" ? fwd.split(",")[0]!.trim() : "";
+    return first !== "" ? normalise(first) : direct;
+  }
+
+  #request = (req: IncomingMessage, res: ServerResponse): void => {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://localhost");
+    } catch {
+      sendText(res, 400, "bad request\n");
+      return;
+    }
+    const path = url.pathname;
+    const m = this.#mounts.find((x) => path === x.prefix || path.startsWith(x.prefix.endsWith("/") ? x.prefix : `${x.prefix}/`));
+    if (!m) {
+      sendText(res, 404, "not found\n");
+      return;
+    }
+    Promise.resolve()
+      .then(() => m.handler(req, res, url))
+      .catch((err: unknown) => {
+        this.#log.warn({ err, path }, "http handler failed");
+        sendText(res, 500, "internal server error\n");
+      });
+  };
+
+  #upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on("error", () => {});
+    const path = (req.url ?? "/").split("?")[0]!;
+    const handler = this.#upgrades.get(path);
+    if (!handler) {
+      socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+      return;
+    }
+    try {
+      handler(req, socket, head);
+    } catch (err) {
+      this.#log.warn({ err, path }, "http upgrade failed");
+      socket.destroy();
+    }
+  };
+
+  /** Listen on "host:port" (HTTPS when `tls` is given); resolves with the bound address. */
+  listen(addr: string, tls?: HttpsOptions): Promise<AddressInfo> {
+    const { host, port } = parseListenAddress(addr);
+    const server = tls ? createHttpsServer(tls, this.#request) : createServer(this.#request);
+    server.on("upgrade", this.#upgrade);
+    server.on("clientError", (_err, socket) => socket.destroy());
+    if (tls) server.on("tlsClientError", () => {});
+    // Slow clients must not hold sockets forever (headers within 20 s, a whole request within 60 s).
+    server.headersTimeout = 20_000;
+    server.requestTimeout = 60_000;
+    this.#servers.push(server);
+    return new Promise((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host, port, backlog: 511 }, () => {
+        server.removeListener("error", reject);
+        resolve(server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** Stop accepting; open keep-alive connections are closed. Upgraded sockets belong to their owners. */
+  async close(): Promise<void> {
+    await Promise.all(this.#servers.map((s) => new Promise<void>((r) => {
+      s.close(() => r());
+      s.closeIdleConnections();
+    })));
+  }
+}
