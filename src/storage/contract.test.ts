@@ -270,7 +270,7 @@ for (const factory of selectedFactories()) {
         assert.equal(await s.accounts.count(H), 1);
       });
 
-      it("delete removes the user's roster, roster version, pending requests and offline messages", async () => {
+      it("delete removes the user's roster, pending requests and offline messages; the version moves past them", async () => {
         for (const [host, user] of [[H, "romeo"], [H, "juliet"], [H2, "romeo"]] as const) {
           await s.accounts.create(host, user, creds(user));
           await s.rosters.setItem(host, user, item("nurse@capulet.lit"));
@@ -280,7 +280,8 @@ for (const factory of selectedFactories()) {
         }
 
         assert.equal(await s.accounts.delete(H, "romeo"), true);
-        assert.deepEqual(await s.rosters.get(H, "romeo"), { version: 0, items: [] });
+        // Not 0 and not 2: a client that cached version 2 of the old account must get the new, empty roster in full.
+        assert.deepEqual(await s.rosters.get(H, "romeo"), { version: 3, items: [] });
         assert.equal(await s.rosters.count(H, "romeo"), 0);
         assert.deepEqual(await s.rosters.pendingIn(H, "romeo"), []);
         assert.deepEqual(await s.offline.list(H, "romeo"), []);
@@ -290,6 +291,9 @@ for (const factory of selectedFactories()) {
           assert.equal((await s.rosters.pendingIn(host, user)).length, 1);
           assert.equal(await s.offline.count(host, user), 1);
         }
+        await s.accounts.create(H, "romeo", creds("romeo"));
+        await s.rosters.setItem(H, "romeo", item("mercutio@montague.lit"));
+        assert.equal((await s.rosters.get(H, "romeo")).version, 4, "a re-created account counts on");
       });
 
       it("delete of a missing account resolves false", async () => {

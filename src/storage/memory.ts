@@ -112,7 +112,10 @@ export function createMemoryStorage(): Storage {
       if (accounts.get(host)?.delete(username) !== true) return false;
       const owner = host + SEP + username;
       docs.delete(owner);
-      rosters.delete(owner);
+      // Keep the version, one step on (see the SQLite store): a re-created account starts past the old one's.
+      const roster = rosters.get(owner);
+      if (roster !== undefined && roster.version > 0) rosters.set(owner, { version: roster.version + 1, items: new Map(), pendingIn: new Map() });
+      else rosters.delete(owner);
       offline.delete(owner);
       return true;
     },

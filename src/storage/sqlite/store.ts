@@ -178,7 +178,9 @@ function prepareStatements(db: Db) {
     deleteAccount: db.prepare<[string, string]>("DELETE FROM accounts WHERE host = ? AND username = ?"),
     deleteUserKeyval: db.prepare<Owner>("DELETE FROM keyval WHERE host = ? AND username = ?"),
     deleteUserRoster: db.prepare<Owner>("DELETE FROM roster_items WHERE host = ? AND username = ?"),
-    deleteUserRosterVersion: db.prepare<Owner>("DELETE FROM roster_versions WHERE host = ? AND username = ?"),
+    // The version outlives the account (one step past its last roster): a re-created account must never show a version
+    // a client cached from the old one with other items (RFC 6121 §2.6).
+    retireUserRosterVersion: db.prepare<Owner>("UPDATE roster_versions SET version = version + 1 WHERE host = ? AND username = ?"),
     deleteUserPendingIn: db.prepare<Owner>("DELETE FROM roster_pending_in WHERE host = ? AND username = ?"),
     deleteUserOffline: db.prepare<Owner>("DELETE FROM offline_messages WHERE host = ? AND username = ?"),
     listAccounts: db.prepare<[string], string>("SELECT username FROM accounts WHERE host = ? ORDER BY username").pluck(),
@@ -315,7 +317,7 @@ function sqliteAccounts(db: Db, live: () => Statements): AccountStore {
     if (st.deleteAccount.run(host, username).changes === 0) return false;
     st.deleteUserKeyval.run(host, username);
     st.deleteUserRoster.run(host, username);
-    st.deleteUserRosterVersion.run(host, username);
+    st.retireUserRosterVersion.run(host, username);
     st.deleteUserPendingIn.run(host, username);
     st.deleteUserOffline.run(host, username);
     return true;
