@@ -126,6 +126,17 @@ test("roster.max_items: a new item beyond the limit is not-allowed, updates stil
   const err = a.take().find((e) => e.name === "presence" && e.attrs["type"] === "error");
   assert.ok(err, "a subscribe that would add an item beyond the limit bounces");
   assert.equal(h.remote.length, 0);
+  // Approving a pending request would add an item too: refused the same way, and the request stays pending.
+  const b = h.login("bob@localhost/b");
+  await h.send(b, `<presence type='subscribe' to='alice@localhost'/>`);
+  assert.equal((await h.storage.rosters.pendingIn("localhost", "alice")).length, 1);
+  a.take();
+  await h.send(a, `<presence type='subscribed' to='bob@localhost'/>`);
+  const refused = a.take().find((e) => e.name === "presence" && e.attrs["type"] === "error");
+  assert.equal(refused?.getChild("error")?.elements[0]?.name, "not-allowed");
+  assert.equal(await h.storage.rosters.count("localhost", "alice"), 1);
+  assert.equal((await h.storage.rosters.pendingIn("localhost", "alice")).length, 1);
+  assert.ok(!b.take().some((e) => e.name === "presence" && e.attrs["type"] === "subscribed"), "bob is not told he was approved");
 });
 
 test("removing a missing item is item-not-found; removing an item pushes it and ends the subscription both ways", async () => {

@@ -188,7 +188,9 @@ function setup(ctx: ModuleContext): void {
       const item = await rosters.getItem(host, user.local, jid);
       const before = stateOf(item, await hasPendingIn(user.local, jid));
       const t = outbound(before, type);
-      if (!item && type === "subscribe" && (await rosters.count(host, user.local)) >= ctx.config.roster.max_items) {
+      // Any change that would create an item counts: a request, an approval of a pending one, a pre-approval.
+      const creates = !item && (t.state.subscription !== "none" || t.state.pendingOut || t.state.approved);
+      if (creates && (await rosters.count(host, user.local)) >= ctx.config.roster.max_items) {
         throw new StanzaError("not-allowed", { text: `a roster holds at most ${ctx.config.roster.max_items} items` });
       }
       await store(user.local, jid, item, before, t.state);
