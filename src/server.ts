@@ -220,7 +220,7 @@ export class ComityServer {
       });
     }
     if (cfg.admin_console || cfg.api) {
-      mountAdmin(http, { config: this.config, hosts: this.hosts, storage: this.storage, log: this.log, control: this.control });
+      mountAdmin(http, { config: this.config, hosts: this.hosts, storage: this.storage, log: this.log, control: this.control, throttle: this.#c2sDeps.throttle });
     }
     for (const addr of cfg.listen) this.addresses.http.push(await http.listen(addr));
     for (const addr of cfg.tls_listen) {

@@ -6,6 +6,7 @@ import type { Logger } from "../core/log.ts";
 import type { Storage } from "../storage/types.ts";
 import type { ControlMethod } from "../admin/control.ts";
 import type { C2sDeps, C2sSession } from "../core/c2s.ts";
+import type { AuthThrottle } from "../core/auth-throttle.ts";
 
 /** For /admin and /api. */
 export interface AdminHttpDeps {
@@ -15,6 +16,8 @@ export interface AdminHttpDeps {
   log: Logger;
   /** The control-socket methods (`buddies.*`, `status`, `s2s.list`, `incidents.*`...). */
   control: Map<string, ControlMethod>;
+  /** Failed logins slowed per client address; pass the SASL one so that both surfaces share the count. */
+  throttle?: AuthThrottle;
 }
 
 /** For /xmpp-websocket. */

@@ -28,6 +28,14 @@ function verify(stored: StoredCredentials | undefined, username: string, passwor
   return constantTimeEqual(storedKey, Buffer.from(cred.storedKey, "base64")) && real !== undefined && prepared !== undefined;
 }
 
+/**
+ * Whether `password` matches an account's stored credentials (plain or SCRAM keys), in constant time, with similar
+ * work for an unknown account (`stored` undefined). For surfaces that take a password outside SASL (the HTTP admin).
+ */
+export function checkPassword(stored: StoredCredentials | undefined, username: string, password: string, iterations = DEFAULT_ITERATIONS): boolean {
+  return verify(stored, username, password, iterations);
+}
+
 /** A PLAIN server exchange for `ctx` (offer it over TLS only). */
 export function createPlain(ctx: SaslContext): SaslMechanism {
   let state: "start" | "awaiting" | "done" = "start";
