@@ -1,10 +1,9 @@
 // Client-to-server sessions (RFC 6120 §4–§8): stream negotiation (STARTTLS §5, SASL §6, resource binding §7),
 // then stanza validation (§8.1: `from` stamping, addressing checks) before handing stanzas to the router.
 import type { Socket } from "node:net";
-import type { TLSSocket } from "node:tls";
 import { randomBytes } from "node:crypto";
 import { Element } from "../xml/element.ts";
-import { Connection } from "../net/connection.ts";
+import { Connection, type ConnectionHandlers, type ConnectionOptions } from "../net/connection.ts";
 import { StanzaError, StreamError, errorReply } from "../xmpp/errors.ts";
 import { NS_BIND, NS_CLIENT, NS_SASL, NS_SESSION, NS_STREAM, NS_TLS } from "../xmpp/ns.ts";
 import { JidError, parseJid, prepareDomain, prepareLocal, prepareResource, type Jid } from "../xmpp/jid.ts";
@@ -34,6 +33,9 @@ export interface C2sDeps {
   events: Events;
 }
 
+/** Builds the connection of a session whose transport is not a plain TCP/TLS socket (XMPP over WebSocket). */
+export type ConnectionFactory = (handlers: ConnectionHandlers, opts: ConnectionOptions) => Connection;
+
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const STANZAS = new Set(["message", "presence", "iq"]);
 const IQ_TYPES = new Set(["get", "set", "result", "error"]);
@@ -58,19 +60,22 @@ export class C2sSession implements LocalSession {
   interested = false;
   readonly directed = new Set<string>();
 
-  constructor(socket: Socket, deps: C2sDeps) {
+  /** A session on a TCP/TLS socket, or on the connection `transport` builds (WebSocket). */
+  constructor(transport: Socket | ConnectionFactory, deps: C2sDeps) {
     this.#deps = deps;
     this.#log = deps.log;
-    socket.setNoDelay(true);
-    this.conn = new Connection(
-      socket,
-      {
-        streamOpen: (attrs, info) => this.#streamOpen(attrs, info),
-        element: (el) => this.#element(el),
-        closed: (reason) => this.#closed(reason),
-      },
-      { contentNs: NS_CLIENT, limits: this.#limits(false), log: deps.log },
-    );
+    const handlers: ConnectionHandlers = {
+      streamOpen: (attrs, info) => this.#streamOpen(attrs, info),
+      element: (el) => this.#element(el),
+      closed: (reason) => this.#closed(reason),
+    };
+    const opts: ConnectionOptions = { contentNs: NS_CLIENT, limits: this.#limits(false), log: deps.log };
+    if (typeof transport === "function") {
+      this.conn = transport(handlers, opts);
+    } else {
+      transport.setNoDelay(true);
+      this.conn = new Connection(transport, handlers, opts);
+    }
     this.#timer = setTimeout(() => {
       if (!this.#jid) this.conn.streamError(new StreamError("connection-timeout", { text: "negotiation took too long" }));
     }, deps.config.c2s.handshake_timeout * 1000);
@@ -127,12 +132,17 @@ export class C2sSession implements LocalSession {
     const secure = this.conn.secure;
     const required = this.#deps.config.c2s.encryption === "required";
     if (!this.#username) {
-      if (!secure) {
+      if (!secure && this.conn.canStartTls) {
         const st = f.c("starttls", {}, NS_TLS);
         if (required) st.c("required");
         if (required) return f;
+      } else if (!secure && required) {
+        // A transport without STARTTLS (WebSocket) that is not already encrypted can never authenticate: say so now.
+        throw new StreamError("policy-violation", { text: "encryption is required: use wss:// or a TLS-terminating proxy" });
       }
-      const cb = secure ? channelBindingFor(this.conn.socket as TLSSocket).types : [];
+      // Channel binding needs the client's own TLS connection (none when a proxy terminated TLS).
+      const tls = secure ? this.conn.tlsSocket : undefined;
+      const cb = tls ? channelBindingFor(tls).types : [];
       const mechs = f.c("mechanisms", {}, NS_SASL);
       const insecurePlain = this.#deps.config.auth.insecure_plain && !required;
       for (const m of listMechanisms({ tls: secure, channelBindingTypes: cb, passwordStorage: this.#deps.config.auth.password_storage, insecurePlain })) {
@@ -162,7 +172,7 @@ export class C2sSession implements LocalSession {
 
   async #starttls(): Promise<void> {
     const c = this.conn;
-    if (c.secure || this.#username) {
+    if (c.secure || this.#username || !c.canStartTls) {
       c.send(new Element("failure", NS_TLS));
       c.close("STARTTLS not allowed now");
       return;
@@ -192,7 +202,8 @@ export class C2sSession implements LocalSession {
         return;
       }
       const name = el.attrs["mechanism"] ?? "";
-      const cb = c.secure ? channelBindingFor(c.socket as TLSSocket) : undefined;
+      const tls = c.secure ? c.tlsSocket : undefined;
+      const cb = tls ? channelBindingFor(tls) : undefined;
       const storage = this.#deps.storage;
       this.#mechanism = createMechanism(name, {
         tls: c.secure,

@@ -32,6 +32,13 @@ export interface ConnectionOptions {
   alias?: { from: string; to: string };
   /** Extra namespace declarations on our stream header (s2s: xmlns:db). */
   headerNs?: Record<string, string>;
+  /** The client's address when the socket's peer is not the client (a trusted HTTP proxy). */
+  remoteAddress?: string;
+  /**
+   * The socket's bytes are read by someone else (a WebSocket library) and complete elements arrive through
+   * `receive()`: no parsing of the raw socket here (subclasses with their own framing, RFC 7395).
+   */
+  externalInput?: boolean;
 }
 
 const CLOSE = Symbol("close");
@@ -59,12 +66,14 @@ export class Connection {
   #log: ConnectionOptions["log"];
   #alias: ConnectionOptions["alias"];
   #headerNs: string;
+  #externalInput: boolean;
   #onData = (chunk: Buffer) => this.#data(chunk);
 
   constructor(socket: Socket, handlers: ConnectionHandlers, opts: ConnectionOptions) {
     this.socket = socket;
     this.contentNs = opts.contentNs;
-    this.remoteAddress = socket.remoteAddress ?? "unknown";
+    this.remoteAddress = opts.remoteAddress ?? socket.remoteAddress ?? "unknown";
+    this.#externalInput = opts.externalInput === true;
     this.#handlers = handlers;
     this.#log = opts.log;
     this.#alias = opts.alias;
@@ -85,6 +94,11 @@ export class Connection {
     return this.socket instanceof TLSSocket && this.socket.encrypted;
   }
 
+  /** Whether STARTTLS can upgrade this transport (not over WebSocket, where TLS belongs to the HTTP layer). */
+  get canStartTls(): boolean {
+    return true;
+  }
+
   /** Whether close() has begun. */
   get closing(): boolean {
     return this.#closing || this.#closed;
@@ -96,7 +110,7 @@ export class Connection {
   }
 
   #attach(socket: Socket): void {
-    socket.on("data", this.#onData);
+    if (!this.#externalInput) socket.on("data", this.#onData);
     socket.on("error", (err) => this.#destroy(`socket error: ${err.message}`));
     socket.on("close", () => this.#destroy("socket closed"));
     socket.on("end", () => this.#destroy("peer ended connection"));
@@ -121,6 +135,11 @@ export class Connection {
   #element(el: Element): void {
     if (this.#closing || this.#dropUntilRestart) return;
     this.#enqueue(el);
+  }
+
+  /** A complete top-level element read by a subclass's own framing (`externalInput`); handled in order. */
+  protected receive(el: Element): void {
+    this.#element(el);
   }
 
   /**
@@ -171,13 +190,28 @@ export class Connection {
   /** Send our stream header (response or initiation). */
   sendHeader(attrs: Record<string, string | undefined>): void {
     if (!this.streamId) this.streamId = newStreamId();
+    this.write(this.headerText(attrs));
+    this.#headerSent = true;
+  }
+
+  /** Our stream header as it goes on the wire (a subclass with other framing writes its own). */
+  protected headerText(attrs: Record<string, string | undefined>): string {
     let s = `<?xml version='1.0'?><stream:stream xmlns='${this.contentNs}' xmlns:stream='${NS_STREAM}'${this.#headerNs}`;
     for (const k in attrs) {
       const v = attrs[k];
       if (v !== undefined) s += ` ${k}='${escapeAttr(v)}'`;
     }
-    this.write(s + ">");
-    this.#headerSent = true;
+    return s + ">";
+  }
+
+  /** The end of our stream as it goes on the wire. */
+  protected footerText(): string {
+    return "</stream:stream>";
+  }
+
+  /** End the transport after the footer (TCP: half-close; a subclass may close its own way). */
+  protected endTransport(): void {
+    this.socket.end();
   }
 
   /** Whether our header has been sent on the current stream. */
@@ -284,7 +318,7 @@ export class Connection {
     if (this.#closing || this.#closed) return;
     if (!this.#headerSent) this.sendHeader({ version: "1.0" });
     this.#log?.debug({ condition: err.condition, text: err.text, remote: this.remoteAddress }, "stream error");
-    this.write(serialize(err.toElement(), this.contentNs));
+    this.send(err.toElement());
     this.close(`stream error: ${err.condition}`);
   }
 
@@ -293,8 +327,8 @@ export class Connection {
     if (this.#closing || this.#closed) return;
     this.#closing = true;
     if (!this.#headerSent) this.sendHeader({ version: "1.0" });
-    this.write("</stream:stream>");
-    this.socket.end();
+    this.write(this.footerText());
+    this.endTransport();
     const timer = setTimeout(() => this.#destroy(reason), 2000);
     timer.unref();
     this.socket.once("close", () => {
