@@ -217,6 +217,7 @@ export class ComityServer {
         c2s: this.#c2sDeps,
         track: (session) => this.#clients.add(session),
         untrack: (session) => this.#clients.delete(session),
+        stopping: () => this.#stopping,
       });
     }
     if (cfg.admin_console || cfg.api) {

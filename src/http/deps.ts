@@ -26,4 +26,6 @@ export interface WebSocketDeps {
   /** Register a client session so that shutdown reaches it; call `untrack` when it is gone. */
   track(session: C2sSession): void;
   untrack(session: C2sSession): void;
+  /** True once the server is stopping: new WebSocket upgrades are refused. */
+  stopping?: () => boolean;
 }

@@ -189,13 +189,13 @@ ${mine.length === 0 ? html`<p class="muted">The server roster is empty.</p>` : h
 <td>${supportText(e)}</td><td>${presenceText(e, now)}</td>
 <td>${e.decidedBy === null ? "-" : `${e.decidedBy} (${e.decidedVia ?? "?"})`}</td><td>${e.note ?? ""}</td><td>${when(e.since, now)}</td>
 <td><form method="post" action="/admin/buddies">${hidden(session, { host, peer: e.peer, action: "remove" })}
-<label><input type="checkbox" name="confirm" value="yes" required> sure</label>
+<label class="check"><input type="checkbox" name="confirm" value="yes" required> sure</label>
 <button type="submit" aria-label="Remove ${e.peer}">Remove</button></form></td></tr>`)}</tbody></table>`}
 <h3>Request trust</h3>
 <form method="post" action="/admin/buddies" class="inline">${hidden(session, { host, action: "request" })}
 <label>Server domain <input name="peer" type="text" required placeholder="example.org" aria-label="Server domain to ask for trust (${host})"></label>
 <label>Note <input name="note" type="text" maxlength="1000"></label>
-<label><input type="checkbox" name="one_way" value="yes"> one way (do not accept their request back)</label>
+<label class="check"><input type="checkbox" name="one_way" value="yes"> one way (do not accept their request back)</label>
 <button type="submit">Request trust</button>
 </form>
 </section>`;

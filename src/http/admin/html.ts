@@ -119,6 +119,7 @@ form.stacked { display: grid; gap: .5rem; max-width: 28rem; }
 form.stacked label { display: grid; gap: .2rem; }
 form.inline { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; }
 form.inline label { display: grid; gap: .2rem; }
+form label.check { display: flex; align-items: center; gap: .3rem; }
 dl.figures { display: grid; grid-template-columns: max-content auto; gap: .2rem 1rem; }
 dl.figures dt { font-weight: 600; }
 dl.figures dd { margin: 0; }
