@@ -87,6 +87,10 @@ export const ConfigSchema = Type.Object(
           description: "Addresses of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto headers are believed",
         }),
         websocket: Type.Boolean({ default: true, description: "Serve XMPP over WebSocket (RFC 7395) at /xmpp-websocket" }),
+        websocket_origins: Type.Array(Type.String(), {
+          default: [],
+          description: "Browser origins allowed to open /xmpp-websocket (the Origin header, e.g. `https://chat.example.org`); empty: any",
+        }),
         admin_console: Type.Boolean({ default: true, description: "Serve the web admin console at /admin (host admins log in with their XMPP password)" }),
         api: Type.Boolean({ default: true, description: "Serve the HTTP API at /api (host admins, HTTP Basic with their XMPP password)" }),
       },
