@@ -25,6 +25,8 @@ export interface EventMap {
   "pre-presence/self": StanzaEvent;
   "pre-message/bare": StanzaEvent;
   "pre-message/full": StanzaEvent;
+  /** An IQ a local client sends to another entity (not its own account, not its own host). */
+  "pre-iq/out": StanzaEvent;
   /** Arriving for a local account's bare JID / one of its full JIDs / a host. */
   "presence/bare": StanzaEvent;
   "presence/full": StanzaEvent;
@@ -32,6 +34,8 @@ export interface EventMap {
   "message/bare": StanzaEvent;
   "message/full": StanzaEvent;
   "message/host": StanzaEvent;
+  /** An IQ arriving for a local account (its bare JID or one of its full JIDs) from another entity. */
+  "iq/account": StanzaEvent;
   /** A message for a local account with no available session that takes it (RFC 6121 §8.5.2.1.1). */
   "message/offline": StanzaEvent;
   /** A client session bound a resource / sent its initial presence / ended (with the reason). */

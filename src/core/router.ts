@@ -90,6 +90,10 @@ export class Router {
           }
         }
       }
+      if (origin.kind === "c2s" && name === "iq" && to !== undefined && this.events.has("pre-iq/out") && !isOwn(from, to)) {
+        const r = this.events.dispatch("pre-iq/out", { stanza, from, to, origin });
+        if (r === true || (r !== false && (await r))) return;
+      }
       if (to === undefined) return await this.#toSelf(stanza, from, origin);
       const host = this.hosts.get(to.domain);
       if (!host) return this.remote(stanza, to, origin);
@@ -140,6 +144,10 @@ export class Router {
       if (arrived === true || (arrived !== false && (await arrived))) return;
     }
     const type = stanza.attrs["type"];
+    if (isIq && !from.bare.equals(to.bare) && this.events.has("iq/account")) {
+      const r = this.events.dispatch("iq/account", { stanza, from, to, origin });
+      if (r === true || (r !== false && (await r))) return;
+    }
     if (to.resource !== "") {
       const s = sessions.get(to.resource);
       if (s) return s.deliver(stanza);
@@ -275,4 +283,9 @@ export class Router {
       this.#answer(reply, from ? parseJid(from) : to, to);
     }
   }
+}
+
+/** A stanza to the sender's own account or its own server: never another party's business (blocking, privacy). */
+function isOwn(from: Jid, to: Jid): boolean {
+  return from.bare.equals(to.bare) || (to.local === "" && to.resource === "" && to.domain === from.domain);
 }

@@ -253,6 +253,34 @@ function setup(ctx: ModuleContext): void {
   ctx.hook("pre-presence/bare", outbound, 100);
   ctx.hook("pre-presence/full", outbound, 100);
 
+  // IQs to and from local accounts (§3.6, §3.7): a blocked entity's get/set gets service-unavailable and its results
+  // and errors are dropped; the user's own IQs to a blocked entity get not-acceptable with <blocked/>, except results
+  // and errors, which answer something the user already received.
+  const iqIn = ({ stanza, from, to }: StanzaEvent): HookResult | Promise<HookResult> => {
+    if (!to || !isLocalUser(to)) return;
+    const decide = (blocked: boolean): HookResult => {
+      if (!blocked) return;
+      const type = stanza.attrs["type"];
+      if (type === "get" || type === "set") throw new StanzaError("service-unavailable");
+      return HANDLED;
+    };
+    const cached = cache.get(to.local);
+    return cached ? decide(matchesAny(cached, from)) : blocks(to.bare, from).then(decide);
+  };
+  const iqOut = ({ stanza, from, to }: StanzaEvent): HookResult | Promise<HookResult> => {
+    if (!to || !isLocalUser(from)) return;
+    const type = stanza.attrs["type"];
+    if (type === "result" || type === "error") return;
+    const decide = (blocked: boolean): HookResult => {
+      if (blocked) throw blockedError();
+      return;
+    };
+    const cached = cache.get(from.local);
+    return cached ? decide(matchesAny(cached, to)) : blocks(from.bare, to).then(decide);
+  };
+  ctx.hook("iq/account", iqIn, 100);
+  ctx.hook("pre-iq/out", iqOut, 100);
+
   // Federation: IQs cross s2s without a routing event, so they are checked here (synchronously, from the cache of
   // users with sessions, which is where IQs to full JIDs can go anyway). Presence broadcasts the server sends in a
   // user's name to a blocked remote contact are stopped too; the user's client then sees a presence error.
