@@ -1,8 +1,8 @@
 // Unit tests of the XEP-0004 data form helpers: building forms and results, reading and checking submissions.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { xml } from "../../xml/parser.ts";
-import { booleanValue, buildForm, checkSubmission, FormValueError, jidValue, multiValue, readForm, textValue } from "./forms.ts";
+import { xml } from "../xml/parser.ts";
+import { booleanValue, buildForm, checkSubmission, FormValueError, jidValue, multiValue, readForm, textValue } from "./data-forms.ts";
 
 test("a form is built with FORM_TYPE, title, instructions, required fields and options", () => {
   const x = buildForm({

@@ -1,8 +1,8 @@
 // XEP-0004: Data Forms <https://xmpp.org/extensions/xep-0004.html> §3 (form types, field types), §3.4 (reported
 // and item results), §3.2-3.3 (field values): typed helpers to build forms and read submitted values.
-import { Element } from "../../xml/element.ts";
-import { NS_DATA } from "../../xmpp/ns.ts";
-import { tryParseJid, type Jid } from "../../xmpp/jid.ts";
+import { Element } from "../xml/element.ts";
+import { NS_DATA } from "./ns.ts";
+import { tryParseJid, type Jid } from "./jid.ts";
 
 /** The field types of XEP-0004 §3.3. */
 export type FieldType =

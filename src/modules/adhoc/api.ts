@@ -1,8 +1,9 @@
 // XEP-0050: Ad-Hoc Commands: the API other modules use to offer commands on the host JID, obtained per host with
 // `ctx.use<Adhoc>("adhoc")` (the adhoc module is loaded before the modules that register commands).
-import type { Element } from "../../xml/element.ts";
+import { Element } from "../../xml/element.ts";
+import { StanzaError } from "../../xmpp/errors.ts";
 import type { Jid } from "../../xmpp/jid.ts";
-import type { SubmittedForm } from "./forms.ts";
+import type { SubmittedForm } from "../../xmpp/data-forms.ts";
 
 /** The actions a requester may send (XEP-0050 §4.4, "action" values). */
 export type AdhocAction = "execute" | "cancel" | "prev" | "next" | "complete";
@@ -68,4 +69,16 @@ export interface AdhocCommand {
 export interface Adhoc {
   /** Offer a command; throws if its node is taken. */
   register(command: AdhocCommand): void;
+}
+
+export const NS_COMMANDS = "http://jabber.org/protocol/commands";
+
+/** The application-specific error conditions of XEP-0050 §4.6. */
+export type AdhocCondition = "malformed-action" | "bad-action" | "bad-locale" | "bad-payload" | "bad-sessionid" | "session-expired";
+
+/** A StanzaError with a XEP-0050 §4.6 condition (session-expired: cancel/not-allowed; the others: modify/bad-request). */
+export function adhocError(condition: AdhocCondition, text?: string): StanzaError {
+  const app = new Element(condition, NS_COMMANDS);
+  const opts = text === undefined ? { app } : { app, text };
+  return condition === "session-expired" ? new StanzaError("not-allowed", { type: "cancel", ...opts }) : new StanzaError("bad-request", { type: "modify", ...opts });
 }

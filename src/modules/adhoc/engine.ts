@@ -7,20 +7,9 @@ import { StanzaError } from "../../xmpp/errors.ts";
 import { NS_DATA } from "../../xmpp/ns.ts";
 import type { Jid } from "../../xmpp/jid.ts";
 import type { DiscoItem } from "../disco/api.ts";
-import type { AdhocAction, AdhocCommand, AdhocNote, AdhocResponse, StageAction } from "./api.ts";
-import { checkSubmission, FormValueError, readForm, type SubmittedForm } from "./forms.ts";
-
-export const NS_COMMANDS = "http://jabber.org/protocol/commands";
-
-/** The application-specific error conditions of XEP-0050 §4.6. */
-export type AdhocCondition = "malformed-action" | "bad-action" | "bad-locale" | "bad-payload" | "bad-sessionid" | "session-expired";
-
-/** A StanzaError with a XEP-0050 §4.6 condition (session-expired: cancel/not-allowed; the others: modify/bad-request). */
-export function adhocError(condition: AdhocCondition, text?: string): StanzaError {
-  const app = new Element(condition, NS_COMMANDS);
-  const opts = text === undefined ? { app } : { app, text };
-  return condition === "session-expired" ? new StanzaError("not-allowed", { type: "cancel", ...opts }) : new StanzaError("bad-request", { type: "modify", ...opts });
-}
+import { NS_COMMANDS, adhocError, type AdhocAction, type AdhocCommand, type AdhocNote, type AdhocResponse, type StageAction } from "./api.ts";
+export { NS_COMMANDS, adhocError, type AdhocCondition } from "./api.ts";
+import { checkSubmission, FormValueError, readForm, type SubmittedForm } from "../../xmpp/data-forms.ts";
 
 const ACTIONS: readonly string[] = ["execute", "cancel", "prev", "next", "complete"] satisfies AdhocAction[];
 

@@ -18,7 +18,7 @@ import { discoModule } from "../disco/mod.ts";
 import adhoc, { NS_COMMANDS } from "./mod.ts";
 import { AdhocEngine } from "./engine.ts";
 import type { Adhoc } from "./api.ts";
-import { buildForm, textValue } from "./forms.ts";
+import { buildForm, textValue } from "../../xmpp/data-forms.ts";
 
 const ADMIN = "admin@localhost/desk";
 const USER = "juliet@localhost/balcony";

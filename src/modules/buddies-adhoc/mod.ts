@@ -5,9 +5,8 @@
 import { defineModule, type ModuleContext } from "../../core/module-api.ts";
 import { StanzaError } from "../../xmpp/errors.ts";
 import type { Jid } from "../../xmpp/jid.ts";
-import type { Adhoc, AdhocNote, AdhocRequest, AdhocResponse } from "../adhoc/api.ts";
-import { booleanValue, buildForm, jidValue, multiValue, textValue } from "../adhoc/forms.ts";
-import { adhocError } from "../adhoc/engine.ts";
+import { booleanValue, buildForm, jidValue, multiValue, textValue } from "../../xmpp/data-forms.ts";
+import { adhocError, type Adhoc, type AdhocNote, type AdhocRequest, type AdhocResponse } from "../adhoc/api.ts";
 import { BuddyError, type BuddyEntry, type Decision, type ServerRoster } from "../server-buddies/api.ts";
 
 export const NODE_SERVER_BUDDY = "http://jabber.org/protocol/admin#server-buddy";
