@@ -2,6 +2,7 @@
 // for host admins only. Decisions go through the same control methods as `comity buddies ...` and are recorded with
 // via "api" and the admin's JID as actor. Reference: docs/admin-console.md.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { prepareDomain } from "../../xmpp/jid.ts";
 import { sendJson, type HttpHandler } from "../server.ts";
 import type { AdminAuth, AdminIdentity } from "./auth.ts";
 import { AdminOps, HttpError, isBuddyAction, mediaType, readBody, type DecisionInput } from "./ops.ts";
@@ -182,7 +183,12 @@ export function apiHandler(auth: AdminAuth, ops: AdminOps): HttpHandler {
           const q = query(url, ["host"]);
           const host = hostOf(admin, q.get("host"));
           const peer = decodeSegment(params[0]!);
-          const wanted = peer.trim().toLowerCase();
+          let wanted: string;
+          try {
+            wanted = prepareDomain(peer.trim());
+          } catch {
+            throw new HttpError(422, "COMITY_ERR_BUDDY_INVALID_PEER", `${peer} is not a server domain`);
+          }
           const entry = (await ops.buddies([host])).find((e) => e.peer === wanted);
           if (entry === undefined) throw new HttpError(404, "COMITY_ERR_BUDDY_UNKNOWN", `${peer} is not in the server roster of ${host}`);
           return [200, entry];
