@@ -4,6 +4,7 @@
 // with 429 and Retry-After until the throttle's delay has passed, without touching other addresses.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { request as httpsRequest } from "node:https";
 import { basic, FormClient, request, startAdminFixture, USERS, type AdminFixture } from "./kit.ts";
 
 let fx: AdminFixture;
@@ -11,7 +12,10 @@ const DELAY_MS = 600;
 
 before(async () => {
   // The test client connects from 127.0.0.1, which is configured as a proxy: X-Forwarded-* set the client's address.
-  fx = await startAdminFixture({ http: { listen: ["127.0.0.1:0"], websocket: false, trusted_proxies: ["127.0.0.1"] }, auth: { failure_delay_ms: DELAY_MS } });
+  fx = await startAdminFixture({
+    http: { listen: ["127.0.0.1:0"], tls_listen: ["127.0.0.1:0"], websocket: false, trusted_proxies: ["127.0.0.1"] },
+    auth: { failure_delay_ms: DELAY_MS },
+  });
 });
 after(async () => {
   await fx?.stop();
@@ -80,4 +84,22 @@ test("repeated failures from one address: 429 with Retry-After (even for the rig
   assert.equal(login.headers.get("location"), "/admin/login?error=throttled");
   await new Promise((r) => setTimeout(r, DELAY_MS + 100));
   assert.equal((await from("198.51.100.7", USERS.admin.password)).status, 200, "after the delay");
+});
+
+test("over the HTTPS listener itself: login works and the cookie is Secure", async () => {
+  const port = fx.ts.server.addresses.https[0]!.port;
+  const body = new URLSearchParams({ jid: USERS.admin.jid, password: USERS.admin.password }).toString();
+  const reply = await new Promise<{ status: number; cookie: string }>((resolve, reject) => {
+    const req = httpsRequest(
+      { host: "127.0.0.1", port, path: "/admin/login", method: "POST", rejectUnauthorized: false, headers: { "content-type": "application/x-www-form-urlencoded", "content-length": Buffer.byteLength(body) } },
+      (res) => {
+        res.resume();
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, cookie: String(res.headers["set-cookie"] ?? "") }));
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+  assert.equal(reply.status, 303);
+  assert.match(reply.cookie, /; HttpOnly; SameSite=Strict; Secure$/);
 });
