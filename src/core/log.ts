@@ -9,9 +9,17 @@ export type LogFormat = "json" | "pretty";
 const LEVEL_NAMES: Record<number, string> = { 10: "TRACE", 20: "DEBUG", 30: "INFO", 40: "WARN", 50: "ERROR", 60: "FATAL" };
 const OMIT = new Set(["level", "time", "msg", "pid", "hostname"]);
 
+const guarded = new WeakSet<object>();
+
 /** A logger at `level` writing `format` to `destination` (default stdout). */
 export function createLogger(opts: { level: string; format: LogFormat; destination?: NodeJS.WritableStream }): Logger {
   const dest = opts.destination ?? process.stdout;
+  // A reader that went away (a closed pipe, a stopped journal) must not take the server down with an unhandled
+  // EPIPE: logging stops, serving goes on.
+  if (typeof (dest as NodeJS.WriteStream).on === "function" && !guarded.has(dest)) {
+    guarded.add(dest);
+    (dest as NodeJS.WriteStream).on("error", () => {});
+  }
   const stream = opts.format === "pretty" ? { write: (line: string) => void dest.write(formatPretty(line)) } : dest;
   return pino({ level: opts.level, base: null, timestamp: pino.stdTimeFunctions.epochTime }, stream);
 }

@@ -39,3 +39,32 @@ test("start logs ready, SIGTERM sends system-shutdown to clients and exits clean
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a log reader that goes away does not crash the server: SIGTERM still exits 0", { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "comity-start-"));
+  const port = 21000 + Math.floor(Math.random() * 20000);
+  const file = join(dir, "comity.yaml");
+  writeFileSync(file, `hosts: [{domain: localhost}]\ndata_dir: ${dir}/data\nc2s: {listen: ["127.0.0.1:${port}"], direct_tls: []}\ns2s: {listen: []}\nlog: {level: info}\n`);
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/run.ts", "start", "--config", file], { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error("no ready line")), 30_000);
+      child.stdout.on("data", (d: Buffer) => {
+        if (!d.toString().includes("ready")) return;
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    // The reader closes its end of the pipe (as `comity start | head` does); the shutdown lines then hit EPIPE.
+    child.stdout.destroy();
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0, err);
+    assert.doesNotMatch(err, /EPIPE|Unhandled/);
+  } finally {
+    child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
