@@ -46,7 +46,7 @@ for n in "${steps[@]}"; do
   if (( n > limit )); then echo "skip N=$n: the fd limit $(ulimit -n) allows about $limit" >&2; continue; fi
   "${PIN_S[@]}" node "$ROOT/bin/comity.js" start --config "$CONF" >"$OUT/server-$n.log" 2>&1 &
   SERVER_PID=$!
-  for _ in $(seq 1 100); do grep -q ready "$OUT/server-$n.log" && break; sleep 0.1; done
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null && break; sleep 0.1; done
   sleep 2
   base=$(comity status --json)
   # Sample the server while the generator holds the sessions; keep the sample with the most sessions.
