@@ -14,6 +14,7 @@ import offline from "./offline/mod.ts";
 import vcard from "./vcard/mod.ts";
 import privateStorage from "./private/mod.ts";
 import blocking from "./blocking/mod.ts";
+import carbons from "./carbons/mod.ts";
 import abuseReports from "./abuse-reports/mod.ts";
 import incidents from "./incidents/mod.ts";
 import federationPolicy from "./federation-policy/mod.ts";
@@ -34,6 +35,7 @@ export function builtinModules(host: Host): ModuleDefinition[] {
     vcard,
     privateStorage,
     blocking,
+    carbons, // after blocking: its hooks run at lower priority and copy only what blocking let through
     abuseReports,
     incidents,
     federationPolicy,

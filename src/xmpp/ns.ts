@@ -18,3 +18,6 @@ export const NS_ROSTER = "jabber:iq:roster";
 export const NS_XML = "http://www.w3.org/XML/1998/namespace";
 export const NS_DIALBACK = "jabber:server:dialback";
 export const NS_DIALBACK_FEATURE = "urn:xmpp:features:dialback";
+export const NS_CARBONS = "urn:xmpp:carbons:2";
+export const NS_FORWARD = "urn:xmpp:forward:0";
+export const NS_HINTS = "urn:xmpp:hints";

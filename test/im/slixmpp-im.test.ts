@@ -58,3 +58,36 @@ test("a message to an offline slixmpp user is delivered at login with a delay st
   assert.equal(msg?.["frm"], "sam@localhost/raw");
   assert.ok(msg?.["delay"], "the offline message carries a XEP-0203 delay stamp");
 });
+
+test("slixmpp's carbons plugin enables XEP-0280 and receives both kinds of copies", { timeout: 60_000 }, async () => {
+  const { RawClient } = await import("../kit/raw-client.ts");
+  const watcher = new Promise<{ code: number | null; events: Record<string, string>[] }>((resolve, reject) => {
+    const p = spawn(PY, [SCRIPT, "--port", String(ts.c2sPort), "--jid", "sam@localhost/watch", "--password", "pw-sam", "--role", "carbons", "--count", "2", "--timeout", "30"]);
+    let out = "";
+    p.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('"ready"')) readyResolve();
+    });
+    p.on("error", reject);
+    p.on("exit", (code) => resolve({ code, events: out.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, string>) }));
+  });
+  let readyResolve!: () => void;
+  const ready = new Promise<void>((r) => (readyResolve = r));
+  await Promise.race([ready, watcher.then((w) => assert.fail(`slixmpp ended early: ${JSON.stringify(w.events)}`))]);
+  const { client: sam } = await RawClient.login(ts.c2sPort, "sam", "pw-sam", "desk");
+  const { client: tess } = await RawClient.login(ts.c2sPort, "tess", "pw-tess", "t");
+  sam.send("<presence/>");
+  tess.send("<presence/>");
+  tess.send("<message to='sam@localhost/desk' type='chat'><body>to your desk</body></message>");
+  await sam.waitFor(/to your desk/);
+  sam.send("<message to='tess@localhost/t' type='chat'><body>from my desk</body></message>");
+  const w = await watcher;
+  assert.equal(w.code, 0, JSON.stringify(w.events));
+  const copies = w.events.filter((e) => e["event"] === "carbon");
+  assert.deepEqual(copies, [
+    { event: "carbon", kind: "received", frm: "tess@localhost/t", to: "sam@localhost/desk", body: "to your desk" },
+    { event: "carbon", kind: "sent", frm: "sam@localhost/desk", to: "tess@localhost/t", body: "from my desk" },
+  ]);
+  sam.close();
+  tess.close();
+});

@@ -6,6 +6,8 @@ requester: subscribes to --contact, waits until the roster says 'both' and the c
 responder: approves and subscribes back automatically (slixmpp's auto_authorize/auto_subscribe),
            answers the first chat message with "hi back", then stays until --timeout or the peer leaves.
 reader:    sends initial presence and prints the next --count messages with their XEP-0203 delay stamps.
+carbons:   enables XEP-0280 carbons with slixmpp's plugin, prints "ready", then prints the next --count
+           carbon copies (received or sent) with the forwarded message's from, to and body.
 """
 
 import argparse
@@ -26,7 +28,7 @@ async def main(argv):
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--jid", required=True)
     p.add_argument("--password", required=True)
-    p.add_argument("--role", choices=["requester", "responder", "reader"], required=True)
+    p.add_argument("--role", choices=["requester", "responder", "reader", "carbons"], required=True)
     p.add_argument("--contact")
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--timeout", type=float, default=30.0)
@@ -38,6 +40,8 @@ async def main(argv):
     xmpp.ssl_context.check_hostname = False
     xmpp.ssl_context.verify_mode = ssl.CERT_NONE
     xmpp.register_plugin("xep_0203")  # delayed delivery
+    if args.role == "carbons":
+        xmpp.register_plugin("xep_0280")
     xmpp.auto_authorize = args.role in ("responder", "requester")  # the requester approves the reciprocal request
     xmpp.auto_subscribe = args.role == "responder"
     loop = asyncio.get_running_loop()
@@ -49,6 +53,9 @@ async def main(argv):
     xmpp.add_event_handler("session_start", lambda _e: started.done() or started.set_result(True))
     xmpp.add_event_handler("failed_all_auth", lambda _e: started.done() or started.set_exception(RuntimeError("auth failed")))
     xmpp.add_event_handler("message", lambda m: m["body"] and messages.put_nowait(m))
+    copies = asyncio.Queue()
+    for kind in ("received", "sent"):
+        xmpp.add_event_handler("carbon_" + kind, lambda m, kind=kind: copies.put_nowait((kind, m["carbon_" + kind])))
 
     def on_available(pres):
         if args.contact and pres["from"].bare == args.contact:
@@ -88,8 +95,15 @@ async def main(argv):
             msg = await messages.get()
             emit("message", frm=str(msg["from"]), body=msg["body"], delay=str(msg["delay"]["stamp"]) if msg["delay"]["stamp"] else None)
 
+    async def carbons():
+        await xmpp["xep_0280"].enable()
+        emit("ready")
+        for _ in range(args.count):
+            kind, inner = await copies.get()
+            emit("carbon", kind=kind, frm=str(inner["from"]), to=str(inner["to"]), body=inner["body"])
+
     try:
-        await asyncio.wait_for({"requester": requester, "responder": responder, "reader": reader}[args.role](), args.timeout)
+        await asyncio.wait_for({"requester": requester, "responder": responder, "reader": reader, "carbons": carbons}[args.role](), args.timeout)
         code = 0
     except asyncio.TimeoutError:
         emit("timeout")
