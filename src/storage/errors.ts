@@ -9,7 +9,9 @@ export type StorageErrorCode =
   /** The store was used after close(). */
   | "COMITY_ERR_STORAGE_CLOSED"
   /** A caller passed something the store cannot keep (empty store name, non-string value, ...). */
-  | "COMITY_ERR_STORAGE_INVALID";
+  | "COMITY_ERR_STORAGE_INVALID"
+  /** A database server (PostgreSQL) cannot be reached, refused the login, or has no such database. */
+  | "COMITY_ERR_STORAGE_UNAVAILABLE";
 
 /** A storage failure with a stable code. */
 export class StorageError extends Error {
