@@ -224,6 +224,18 @@ function semanticProblems(config: Config): string[] {
       }
     });
   });
+  // Service domains (hosts[].muc.domain) are checked once every host is known: none may be a host or repeat.
+  const services = new Map<string, string>();
+  config.hosts.forEach((host, i) => {
+    const m = host.muc?.domain;
+    if (m === undefined) return;
+    const where = `hosts[${i}].muc.domain`;
+    if (m !== m.toLowerCase()) problems.push(`${where}: must be lowercase (got ${JSON.stringify(m)}, use ${JSON.stringify(m.toLowerCase())})`);
+    else if (!isValidDomain(m)) problems.push(`${where}: not a valid domain name (got ${JSON.stringify(m)})`);
+    else if (firstIndex.has(m)) problems.push(`${where}: ${JSON.stringify(m)} is a host (hosts[${firstIndex.get(m)}]); the chat service needs a domain of its own`);
+    else if (services.has(m)) problems.push(`${where}: ${JSON.stringify(m)} is already used by ${services.get(m)}`);
+    else services.set(m, where);
+  });
   const listeners: [string, string[]][] = [
     ["c2s.listen", config.c2s.listen],
     ["c2s.direct_tls", config.c2s.direct_tls],

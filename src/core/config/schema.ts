@@ -31,6 +31,25 @@ export const HostSchema = Type.Object(
         { additionalProperties: false, description: "Certificate for this host (defaults to the global `tls`)" },
       ),
     ),
+    muc: Type.Optional(
+      Type.Object(
+        {
+          domain: Type.String({
+            minLength: 1,
+            description: "Domain of the chat service, e.g. `conference.example.org` (not a host; federation needs DNS for it too)",
+          }),
+          name: Type.String({ default: "Chatrooms", description: "Service name shown by service discovery" }),
+          create: Type.Union([Type.Literal("admins"), Type.Literal("users"), Type.Literal("anyone")], {
+            default: "users",
+            description: "Who may create rooms: the host's `admins`, its `users` (local accounts), or `anyone` (remote users too)",
+          }),
+          max_history: Type.Integer({ minimum: 0, default: 20, description: "Messages of discussion history kept per room and sent to joiners (0: none)" }),
+          max_rooms: Type.Integer({ minimum: 1, default: 1000, description: "Most rooms at once; further creations are refused" }),
+          max_occupants: Type.Integer({ minimum: 1, default: 200, description: "Most occupants per room (room owners may set a lower limit)" }),
+        },
+        { additionalProperties: false, description: "Multi-user chat service (XEP-0045) on its own domain; absent: no chat rooms. Rooms live in memory" },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
