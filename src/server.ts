@@ -105,6 +105,12 @@ export class ComityServer {
   static async create(config: Config, log: Logger, opts: { storage?: Storage } = {}): Promise<ComityServer> {
     const storage = opts.storage ?? (await openStorage({ dataDir: config.data_dir }));
     const certs = await loadCertificates(config, log);
+    // A host's service domains (hosts[].muc.domain) use the host's certificate (the generated one covers
+    // *.domain): TLS on s2s streams to that domain, and SASL EXTERNAL from it when the certificate covers it.
+    for (const h of config.hosts) {
+      const cert = certs.get(h.domain);
+      if (h.muc && cert && !certs.has(h.muc.domain)) certs.set(h.muc.domain, cert);
+    }
     const server = new ComityServer(config, log, storage, certs);
     for (const host of server.hosts.values()) {
       for (const mod of builtinModules(host)) {
@@ -117,6 +123,7 @@ export class ComityServer {
           send: (stanza) => server.router.send(stanza),
           request: (iq, timeoutMs) => server.router.request(iq, timeoutMs),
           control: server.control,
+          components: server.router.components,
         });
       }
     }

@@ -4,7 +4,8 @@ import type { Config, HostConfig } from "./config/schema.ts";
 import type { Storage } from "../storage/types.ts";
 import type { Logger } from "./log.ts";
 import { parseJid, type Jid } from "../xmpp/jid.ts";
-import type { Identity, IqHandler, IqTarget, ModuleContext, ModuleDefinition } from "./module-api.ts";
+import type { DiscoItemRef, Identity, IqHandler, IqTarget, ModuleContext, ModuleDefinition } from "./module-api.ts";
+import type { Components } from "./components.ts";
 import type { EventMap, EventName, Events, Handler } from "./events.ts";
 import type { SessionRegistry } from "./sessions.ts";
 
@@ -16,6 +17,8 @@ export class Host {
   readonly features = { host: new Set<string>(), account: new Set<string>() };
   readonly identities: Identity[] = [];
   readonly discoExtensions: (() => Element | undefined)[] = [];
+  /** Items of the host's disco#items (services on their own domains). */
+  readonly discoItems: DiscoItemRef[] = [];
   readonly #iq = new Map<string, IqHandler>();
   /** APIs modules provide to each other on this host (e.g. "server-roster"). */
   readonly provided = new Map<string, unknown>();
@@ -50,6 +53,8 @@ export class Host {
       control?: Map<string, (params: Record<string, unknown>) => unknown>;
       events: Events;
       sessions: SessionRegistry;
+      /** The router's component registry; optional so unit tests can load a module without one. */
+      components?: Components;
     },
   ): Promise<void> {
     const log = deps.log.child({ host: this.domain, module: mod.name });
@@ -67,6 +72,11 @@ export class Host {
       addFeature: (ns, target = "host") => void this.features[target].add(ns),
       addIdentity: (identity) => void this.identities.push(identity),
       addDiscoExtension: (form) => void this.discoExtensions.push(form),
+      addDiscoItem: (item) => void this.discoItems.push(item),
+      addComponent: (domain, handler) => {
+        if (!deps.components) throw new Error(`${mod.name}: no component registry in this context`);
+        deps.components.add(domain, this.domain, handler);
+      },
       send: deps.send,
       isAdmin: (jid) => this.isAdmin(jid),
       sessions: deps.sessions,

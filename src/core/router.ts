@@ -9,12 +9,15 @@ import type { Host } from "./host.ts";
 import type { Origin } from "./module-api.ts";
 import type { SessionRegistry } from "./sessions.ts";
 import type { EventName, Events, StanzaEvent } from "./events.ts";
+import { Components } from "./components.ts";
 
 /** The single entry point for stanzas on their way to a recipient. */
 export class Router {
   readonly hosts: Map<string, Host>;
   readonly sessions: SessionRegistry;
   readonly events: Events;
+  /** Service domains that are not account hosts (e.g. a chat service); see components.ts. */
+  readonly components: Components;
   readonly #storage: Storage;
   readonly #log: Logger;
   /** Remote delivery; until federation is enabled, every remote domain is unreachable. */
@@ -24,8 +27,19 @@ export class Router {
     this.events = deps.events;
     this.hosts = deps.hosts;
     this.sessions = deps.sessions;
+    this.components = new Components((domain) => this.hosts.has(domain));
     this.#storage = deps.storage;
     this.#log = deps.log;
+  }
+
+  /** Whether this server answers for `domain`: an account host or a component. */
+  isLocalDomain(domain: string): boolean {
+    return this.hosts.has(domain) || this.components.has(domain);
+  }
+
+  /** The host whose policies apply to a local domain: itself, or the host that owns the component. */
+  hostOf(domain: string): string | undefined {
+    return this.hosts.has(domain) ? domain : this.components.get(domain)?.host;
   }
 
   /**
@@ -96,7 +110,11 @@ export class Router {
       }
       if (to === undefined) return await this.#toSelf(stanza, from, origin);
       const host = this.hosts.get(to.domain);
-      if (!host) return this.remote(stanza, to, origin);
+      if (!host) {
+        const component = this.components.get(to.domain);
+        if (component) return await component.handle(stanza, from, to, origin);
+        return this.remote(stanza, to, origin);
+      }
       if (to.local === "") {
         if (to.resource !== "") return this.#unavailable(stanza);
         return await this.#toHost(host, stanza, from, to, origin);
@@ -269,6 +287,16 @@ export class Router {
   deliverReply(reply: Element, to: Jid): void {
     const host = this.hosts.get(to.domain);
     if (!host) {
+      const component = this.components.get(to.domain);
+      if (component) {
+        // An error the server generated for a stanza a component sent (e.g. to a session that just went away);
+        // handed over on a later tick so a component is never re-entered in the middle of its own broadcast.
+        const from = reply.attrs["from"];
+        void Promise.resolve()
+          .then(() => component.handle(reply, from ? parseJid(from) : to, to, { kind: "local", jid: to }))
+          .catch((err: unknown) => this.#log.error({ err, component: to.domain }, "component failed on a reply"));
+        return;
+      }
       this.remote(reply, to, { kind: "local", jid: to });
       return;
     }

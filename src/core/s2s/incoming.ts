@@ -99,7 +99,8 @@ export class S2sIn {
     } catch {
       throw new StreamError("host-unknown", { text: "the stream has no valid 'to'" });
     }
-    if (!this.#deps.hosts.has(to)) throw new StreamError("host-unknown", { text: `${to} is not served here` });
+    // Our hosts and our components (e.g. the chat service's domain) are both reachable over s2s.
+    if (!this.#deps.router.isLocalDomain(to)) throw new StreamError("host-unknown", { text: `${to} is not served here` });
     this.#local = to;
     if (attrs["from"]) {
       try {
@@ -216,7 +217,7 @@ export class S2sIn {
       if (error) r.children.push(error);
       c.send(r);
     };
-    if (!this.#deps.hosts.has(to)) {
+    if (!this.#deps.router.isLocalDomain(to)) {
       reply("error", stanzaErrorEl("cancel", "item-not-found"));
       return;
     }
@@ -225,7 +226,7 @@ export class S2sIn {
       return;
     }
     // Nobody else can be one of our own domains: no need to ask ourselves.
-    if (this.#deps.hosts.has(from)) {
+    if (this.#deps.router.isLocalDomain(from)) {
       reply("invalid");
       c.close("dialback claim for a local domain");
       return;
@@ -271,7 +272,7 @@ export class S2sIn {
     try {
       const receiving = prepareDomain(from);
       const originating = prepareDomain(to);
-      valid = this.#deps.hosts.has(originating) && id !== "" && this.#deps.keys.verify(receiving, originating, id, el.text());
+      valid = this.#deps.router.isLocalDomain(originating) && id !== "" && this.#deps.keys.verify(receiving, originating, id, el.text());
     } catch {
       valid = false;
     }
@@ -286,7 +287,7 @@ export class S2sIn {
       local,
       remote,
       direction: "in",
-      host: local,
+      host: this.#deps.router.hostOf(local) ?? local,
       setMaxStanzaSize: (bytes) => this.conn.setLimits({ maxStanzaSize: bytes }),
     });
   }
@@ -310,7 +311,7 @@ export class S2sIn {
     el.attrs["to"] = to.toString();
     const events = this.#deps.events;
     if (events.has("s2s/filter")) {
-      const ev: EventMap["s2s/filter"] = { stanza: el, local: to.domain, remote: from.domain, direction: "in", host: to.domain };
+      const ev: EventMap["s2s/filter"] = { stanza: el, local: to.domain, remote: from.domain, direction: "in", host: this.#deps.router.hostOf(to.domain) ?? to.domain };
       if (events.fireSync("s2s/filter", ev)) {
         if (!ev.drop) this.#deps.router.bounce(el, new StanzaError(ev.error ?? "policy-violation"));
         return;

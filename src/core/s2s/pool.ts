@@ -20,16 +20,18 @@ export class S2sPool {
     this.#deps = deps;
   }
 
-  /** Route a stanza to a remote domain; `from` must be one of our hosts or an account on one. */
+  /** Route a stanza to a remote domain; `from` must be one of our hosts or components, or a JID on one. */
   send(stanza: Element, to: Jid): void {
     const fromAttr = stanza.attrs["from"];
     const local = fromAttr ? fromAttr.replace(/^[^@/]*@/, "").replace(/\/.*$/, "") : "";
-    if (!this.#deps.hosts.has(local) || this.#stopping) {
+    // A component's stanzas leave with its own domain as the sender domain (their own link and dialback).
+    const host = this.#deps.router.hostOf(local);
+    if (host === undefined || this.#stopping) {
       this.#deps.router.bounce(stanza, new StanzaError("remote-server-not-found"));
       return;
     }
     if (this.#deps.events.has("s2s/filter")) {
-      const ev: EventMap["s2s/filter"] = { stanza, local, remote: to.domain, direction: "out", host: local };
+      const ev: EventMap["s2s/filter"] = { stanza, local, remote: to.domain, direction: "out", host };
       if (this.#deps.events.fireSync("s2s/filter", ev)) {
         if (!ev.drop) this.#deps.router.bounce(stanza, new StanzaError(ev.error ?? "policy-violation"));
         return;

@@ -56,7 +56,10 @@ export function discoModule(host: Host) {
           for (const it of items) q.c("item", { jid: it.jid, ...(it.node !== undefined ? { node: it.node } : {}), ...(it.name !== undefined ? { name: it.name } : {}) });
           return q;
         }
-        return new Element("query", NS_DISCO_ITEMS);
+        // Services on their own domains that modules registered (e.g. the XEP-0045 chat service).
+        const q = new Element("query", NS_DISCO_ITEMS);
+        for (const it of host.discoItems) q.c("item", { jid: it.jid, ...(it.name !== undefined ? { name: it.name } : {}) });
+        return q;
       });
       // Accounts (RFC 6121 gives no presence leak here: only the account's owner gets the full answer).
       ctx.handleIq("get", "account", NS_DISCO_INFO, "query", (_iq, { from, to, payload }) => {
