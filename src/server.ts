@@ -4,7 +4,7 @@ import type { TLSSocket } from "node:tls";
 import type { Config } from "./core/config/schema.ts";
 import type { Logger } from "./core/log.ts";
 import type { Storage } from "./storage/types.ts";
-import { openStorage } from "./storage/open.ts";
+import { openStorage, storageOptions } from "./storage/open.ts";
 import { loadCertificates } from "./core/certs.ts";
 import { TlsContexts } from "./core/tls-contexts.ts";
 import { Host } from "./core/host.ts";
@@ -103,7 +103,7 @@ export class ComityServer {
 
   /** Open storage, load or generate certificates and set up every host's modules. */
   static async create(config: Config, log: Logger, opts: { storage?: Storage } = {}): Promise<ComityServer> {
-    const storage = opts.storage ?? (await openStorage({ dataDir: config.data_dir }));
+    const storage = opts.storage ?? (await openStorage(storageOptions(config)));
     const certs = await loadCertificates(config, log);
     // A host's service domains (hosts[].muc.domain) use the host's certificate (the generated one covers
     // *.domain): TLS on s2s streams to that domain, and SASL EXTERNAL from it when the certificate covers it.

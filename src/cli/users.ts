@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import type { Command } from "commander";
 import type { Config } from "../core/config/schema.ts";
 import { preparePassword, scramCredential, type ScramHash } from "../sasl/credentials.ts";
-import { openStorage } from "../storage/open.ts";
+import { openStorage, storageOptions } from "../storage/open.ts";
 import type { Storage, StoredCredentials } from "../storage/types.ts";
 import { createJid, JidError, parseJid } from "../xmpp/jid.ts";
 import { CliError, printJson, readPassword, resolveConfig, seconds, withConfig } from "./common.ts";
@@ -79,7 +79,7 @@ function randomPassword(): string {
 }
 
 async function withStorage<T>(config: Config, fn: (storage: Storage) => Promise<T>): Promise<T> {
-  const storage = await openStorage({ dataDir: config.data_dir });
+  const storage = await openStorage(storageOptions(config));
   try {
     return await fn(storage);
   } finally {

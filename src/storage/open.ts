@@ -22,6 +22,23 @@ export interface OpenStorageOptions {
   };
 }
 
+/** The configuration keys storage reads (src/core/config/schema.ts `data_dir` and `storage`), typed here so storage needs no import from core. */
+export interface StorageConfig {
+  data_dir: string;
+  storage: { backend: "sqlite" | "postgres"; postgres_url?: string; postgres_schema?: string; postgres_pool_size: number };
+}
+
+/** The {@link openStorage} options a validated configuration asks for. */
+export function storageOptions(config: StorageConfig): OpenStorageOptions {
+  const s = config.storage;
+  if (s.backend !== "postgres") return { dataDir: config.data_dir, kind: s.backend };
+  return {
+    dataDir: config.data_dir,
+    kind: "postgres",
+    postgres: { url: s.postgres_url ?? "", poolSize: s.postgres_pool_size, ...(s.postgres_schema === undefined ? {} : { schema: s.postgres_schema }) },
+  };
+}
+
 /** Open the configured storage, migrating the database to the latest schema. */
 export async function openStorage(opts: OpenStorageOptions): Promise<Storage> {
   const kind = opts.kind ?? "sqlite";

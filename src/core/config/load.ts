@@ -236,6 +236,14 @@ function semanticProblems(config: Config): string[] {
     else if (services.has(m)) problems.push(`${where}: ${JSON.stringify(m)} is already used by ${services.get(m)}`);
     else services.set(m, where);
   });
+  if (config.storage.backend === "postgres") {
+    const url = config.storage.postgres_url;
+    if (url === undefined) {
+      problems.push("storage.postgres_url: required when storage.backend is postgres (e.g. postgres://comity@127.0.0.1:5432/comity)");
+    } else if (!/^postgres(ql)?:\/\//.test(url)) {
+      problems.push("storage.postgres_url: expected a postgres:// or postgresql:// URL, e.g. postgres://comity@127.0.0.1:5432/comity");
+    }
+  }
   const listeners: [string, string[]][] = [
     ["c2s.listen", config.c2s.listen],
     ["c2s.direct_tls", config.c2s.direct_tls],

@@ -58,6 +58,29 @@ export const ConfigSchema = Type.Object(
   {
     hosts: Type.Array(HostSchema, { minItems: 1, description: "Served domains" }),
     data_dir: Type.String({ default: "./data", description: "SQLite database, generated certificates, control socket" }),
+    storage: Type.Object(
+      {
+        backend: Type.Union([Type.Literal("sqlite"), Type.Literal("postgres")], {
+          default: "sqlite",
+          description: "`sqlite`: one file in data_dir; `postgres`: a PostgreSQL server at `postgres_url`",
+        }),
+        postgres_url: Type.Optional(
+          Type.String({
+            minLength: 1,
+            description:
+              "PostgreSQL connection URL, e.g. `postgres://comity@127.0.0.1:5432/comity` (required with backend `postgres`; the password may come from PGPASSWORD or ~/.pgpass instead)",
+          }),
+        ),
+        postgres_schema: Type.Optional(
+          Type.String({
+            pattern: "^[a-z_][a-z0-9_]*$",
+            description: "A lowercase schema name (letters, digits, `_`) for Comity's tables, created when missing (default: the URL's search_path, normally `public`)",
+          }),
+        ),
+        postgres_pool_size: Type.Integer({ minimum: 1, default: 10, description: "Most connections to PostgreSQL at once" }),
+      },
+      { default: {}, additionalProperties: false, description: "Where accounts, rosters, messages and server trust are kept (docs/storage.md)" },
+    ),
     tls: Type.Optional(
       Type.Object(
         { cert: Type.String({ description: "PEM certificate chain" }), key: Type.String({ description: "PEM private key" }) },
