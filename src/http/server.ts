@@ -70,13 +70,27 @@ export class HttpService {
     return typeof proto === "string" && proto.split(",")[0]!.trim().toLowerCase() === "https";
   }
 
-  /** The client's address: the socket's, or the first X-Forwarded-For hop when the socket is a trusted proxy. */
+  /**
+   * The client's address: the socket's, or, when the socket is a trusted proxy, the last X-Forwarded-For hop that is
+   * not one.
+   */
   clientAddress(req: IncomingMessage): string {
-    const direct = normalise(req.socket.remoteAddress);
-    if (!this.#proxies.has(direct)) return direct;
+    return this.#forwardedClient(req) ?? normalise(req.socket.remoteAddress);
+  }
+
+  /**
+   * The client named by a trusted proxy. A proxy appends the address it received the request from (nginx's
+   * $proxy_add_x_forwarded_for), so the left end is whatever the client wrote: walk from the right past our own
+   * proxies and stop at the first hop that is not one.
+   */
+  #forwardedClient(req: IncomingMessage): string | undefined {
+    if (!this.#proxies.has(normalise(req.socket.remoteAddress))) return undefined;
     const fwd = req.headers["x-forwarded-for"];
-    const first = typeof fwd === "string" ? fwd.split(",")[0]!.trim() : "";
-    return first !== "" ? normalise(first) : direct;
+    const hops = typeof fwd === "string" ? fwd.split(",").map((h) => h.trim()).filter((h) => h !== "").map(normalise) : [];
+    for (let i = hops.length - 1; i >= 0; i--) {
+      if (i === 0 || !this.#proxies.has(hops[i]!)) return hops[i]!;
+    }
+    return undefined;
   }
 
   #request = (req: IncomingMessage, res: ServerResponse): void => {

@@ -1,0 +1,160 @@
+// Adversarial review of /admin and /api: what a client can claim through proxy headers, what a same-site page can
+// make a browser do with cached Basic credentials, what error texts reveal, how look-alike peer domains are shown,
+// and the edges that were checked and found sound (JSON bodies, body limits, HEAD and OPTIONS, throttling across
+// usernames, the remembered password after a change or a deletion, JID normalisation at login).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { request as httpRequest } from "node:http";
+import { connect, type Socket } from "node:net";
+import { entryOf } from "../buddies/kit.ts";
+import { deriveCredentials } from "../../src/sasl/credentials.ts";
+import { basic, HOST_A, HOST_B, request, startAdminFixture, USERS, type AdminFixture } from "./kit.ts";
+
+let fx: AdminFixture;
+let port: number;
+/** Listed as an admin of a.localhost; the account is created and deleted by a test. */
+const TEMP = "temp@a.localhost";
+
+before(async () => {
+  // 127.0.0.1 is a trusted proxy; requests sent from 127.0.0.2 come from a loopback socket that is not one.
+  fx = await startAdminFixture({
+    hosts: [
+      { domain: HOST_A, admins: [USERS.admin.jid, USERS.multi.jid, TEMP] },
+      { domain: HOST_B, admins: [USERS.multi.jid, USERS.boss.jid] },
+    ],
+    http: { listen: ["127.0.0.1:0"], websocket: false, trusted_proxies: ["127.0.0.1"] },
+    auth: { failure_delay_ms: 2000 },
+  });
+  port = fx.ts.server.addresses.http[0]!.port;
+});
+after(async () => {
+  await fx?.stop();
+});
+
+interface RawReply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+/** One HTTP request with control over the source address and every header. */
+function raw(path: string, opts: { method?: string; headers?: Record<string, string>; body?: string; from?: string } = {}): Promise<RawReply> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: "127.0.0.1", port, path, method: opts.method ?? "GET", headers: opts.headers ?? {}, localAddress: opts.from ?? "127.0.0.1" }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString("utf8") }));
+    });
+    req.on("error", reject);
+    req.end(opts.body);
+  });
+}
+
+const errorOf = (r: RawReply): string => (JSON.parse(r.text) as { error: string }).error;
+const adminAuth = { authorization: basic(USERS.admin.jid, USERS.admin.password) };
+
+test("behind a proxy that appends to X-Forwarded-For, a client can neither pose as loopback nor dodge the throttle", async () => {
+  // nginx's $proxy_add_x_forwarded_for keeps what the client sent and appends the address it saw: only the right
+  // end is the proxy's word.
+  const posing = await raw("/api/me", { headers: { ...adminAuth, "x-forwarded-for": "127.0.0.1, 192.0.2.50" } });
+  assert.equal(posing.status, 403, posing.text);
+  assert.equal(errorOf(posing), "COMITY_ERR_HTTPS_REQUIRED");
+
+  // Four wrong guesses, each with a different made-up first hop, from the same real client.
+  const from = (i: number) => ({ "x-forwarded-for": `203.0.113.${i}, 192.0.2.51`, "x-forwarded-proto": "https" });
+  for (let i = 1; i <= 4; i++) {
+    const r = await raw("/api/me", { headers: { authorization: basic(USERS.admin.jid, `guess-${i}`), ...from(i) } });
+    assert.equal(r.status, 401);
+  }
+  const blocked = await raw("/api/me", { headers: { ...adminAuth, ...from(5) } });
+  assert.equal(blocked.status, 429, "the failures were counted against 192.0.2.51, the address the proxy saw");
+
+  // A chain of trusted proxies is walked from the right; a single replaced header works as before.
+  const chained = await raw("/api/me", { headers: { ...adminAuth, "x-forwarded-for": "198.51.100.1, 192.0.2.52, 127.0.0.1", "x-forwarded-proto": "https" } });
+  assert.equal(chained.status, 200, chained.text);
+  assert.equal(fx.ts.server.http!.clientAddress({ socket: { remoteAddress: "127.0.0.1" }, headers: { "x-forwarded-for": "198.51.100.1, 192.0.2.52, 127.0.0.1" } } as never), "192.0.2.52");
+  assert.equal(fx.ts.server.http!.clientAddress({ socket: { remoteAddress: "127.0.0.1" }, headers: { "x-forwarded-for": "192.0.2.53" } } as never), "192.0.2.53");
+  assert.equal(fx.ts.server.http!.clientAddress({ socket: { remoteAddress: "127.0.0.1" }, headers: { "x-forwarded-for": "127.0.0.1" } } as never), "127.0.0.1");
+});
+
+// --- Checked and sound: kept as regression tests. ---
+
+test("JSON bodies: __proto__, non-objects, wrong types and huge numbers are refused, and nothing is polluted", async () => {
+  const peer = "json.localhost";
+  const bodies = ['{"__proto__": {"polluted": true}}', '{"constructor": {"prototype": {"polluted": true}}}', "[]", "1e400", '"x"', "null", '{"mutual": 1e400}', '{"note": 5}', '{"host": ["a.localhost"]}', "{", "[".repeat(50_000)];
+  for (const body of bodies) {
+    const r = await raw(`/api/buddies/${peer}/request?host=${HOST_A}`, { method: "POST", headers: { ...adminAuth, "content-type": "application/json" }, body });
+    assert.equal(r.status, 400, body.slice(0, 40));
+  }
+  assert.equal(({} as Record<string, unknown>)["polluted"], undefined);
+  assert.equal(entryOf(fx.ts, HOST_A, peer), undefined);
+});
+
+/** Write raw bytes on a fresh connection; resolves with everything read until the server closes it. */
+function rawSocket(write: (s: Socket) => void): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect(port, "127.0.0.1", () => write(s));
+    let got = "";
+    s.on("data", (d) => (got += d.toString()));
+    s.on("error", () => {});
+    s.on("close", () => resolve(got));
+  });
+}
+
+test("bodies over 64 KiB are refused, declared or chunked, and the connection is closed", async () => {
+  const auth = `Authorization: ${adminAuth.authorization}\r\n`;
+  const declared = await rawSocket((s) => s.write(`POST /api/buddies/x.localhost/approve HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n`));
+  assert.match(declared, /^HTTP\/1\.1 413/);
+  const chunked = await rawSocket((s) => {
+    s.write(`POST /admin/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n`);
+    for (let i = 0; i < 20; i++) s.write(`1000\r\n${"a".repeat(0x1000)}\r\n`);
+  });
+  assert.match(chunked, /^HTTP\/1\.1 413/);
+});
+
+test("HEAD answers without a body; OPTIONS gets no CORS permission", async () => {
+  const head = await raw("/api/me", { method: "HEAD", headers: adminAuth });
+  assert.equal(head.status, 200);
+  assert.equal(head.text, "");
+  const preflight = await raw("/api/buddies/x.localhost/approve", { method: "OPTIONS", headers: { origin: "https://evil.example", "access-control-request-method": "POST" } });
+  assert.equal(preflight.status, 401);
+  assert.equal(preflight.headers["access-control-allow-origin"], undefined);
+  const options = await raw("/api/me", { method: "OPTIONS", headers: adminAuth });
+  assert.equal(options.status, 405);
+  assert.equal(options.headers["allow"], "GET, HEAD");
+  const consoleHead = await raw("/admin/login", { method: "HEAD" });
+  assert.equal(consoleHead.status, 200);
+  assert.equal(consoleHead.text, "");
+});
+
+test("guessing across many usernames from one address is throttled like guessing one", async () => {
+  const from = { "x-forwarded-for": "192.0.2.70", "x-forwarded-proto": "https" };
+  const names = ["ghost@a.localhost", "admin@b.localhost", "not a jid", USERS.boss.jid];
+  for (const jid of names) assert.equal((await raw("/api/me", { headers: { authorization: basic(jid, "guess"), ...from } })).status, 401, jid);
+  assert.equal((await raw("/api/me", { headers: { ...adminAuth, ...from } })).status, 429);
+});
+
+test("the remembered password: a changed password or a deleted admin account is refused at once", async () => {
+  const me = (password: string) => raw("/api/me", { headers: { authorization: basic(TEMP, password) } });
+  assert.equal((await me("pw-1")).status, 401, "listed in hosts[].admins, but no account yet");
+  await fx.ts.server.storage.accounts.create(HOST_A, "temp", deriveCredentials("pw-1", { storage: "scram", iterations: 4096 }));
+  assert.equal((await me("pw-1")).status, 200);
+  assert.equal((await me("pw-1")).status, 200, "remembered");
+  await fx.ts.server.storage.accounts.setCredentials(HOST_A, "temp", deriveCredentials("pw-2", { storage: "scram", iterations: 4096 }));
+  assert.equal((await me("pw-1")).status, 401);
+  assert.equal((await me("pw-2")).status, 200);
+  await fx.ts.server.storage.accounts.delete(HOST_A, "temp");
+  assert.equal((await me("pw-2")).status, 401);
+});
+
+test("login normalises the JID as XMPP does, and refuses full JIDs", async () => {
+  assert.equal((await request(`${fx.base}/api/me`, { headers: { authorization: basic("ADMIN@A.LOCALHOST.", USERS.admin.password) } })).status, 200);
+  assert.equal(((await request(`${fx.base}/api/me`, { headers: { authorization: basic("Admin@a.localhost", USERS.admin.password) } })).json as { jid: string }).jid, USERS.admin.jid);
+  assert.equal((await request(`${fx.base}/api/me`, { headers: { authorization: basic(`${USERS.admin.jid}/laptop`, USERS.admin.password) } })).status, 401);
+  // An admin of b.localhost only cannot reach a.localhost by any spelling of it.
+  const boss = { authorization: basic(USERS.boss.jid, USERS.boss.password) };
+  for (const h of ["a.localhost", "A.LOCALHOST", " a.localhost ", "a.localhost."]) {
+    const r = await request(`${fx.base}/api/buddies?host=${encodeURIComponent(h)}`, { headers: boss });
+    assert.equal(r.status, 403, h);
+  }
+});
