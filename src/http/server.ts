@@ -79,6 +79,17 @@ export class HttpService {
   }
 
   /**
+   * Whether the request says it was forwarded for someone else (X-Forwarded-For, Forwarded, X-Real-IP) but that is
+   * not believed: the socket is not a trusted proxy, or a trusted one named no client in X-Forwarded-For. The
+   * address seen is then a proxy's, not the client's, and the client's own hop may not have been encrypted.
+   */
+  forwardedUnbelieved(req: IncomingMessage): boolean {
+    const h = req.headers;
+    if (h["x-forwarded-for"] === undefined && h["forwarded"] === undefined && h["x-real-ip"] === undefined) return false;
+    return this.#forwardedClient(req) === undefined;
+  }
+
+  /**
    * The client named by a trusted proxy. A proxy appends the address it received the request from (nginx's
    * $proxy_add_x_forwarded_for), so the left end is whatever the client wrote: walk from the right past our own
    * proxies and stop at the first hop that is not one.

@@ -77,6 +77,24 @@ test("behind a proxy that appends to X-Forwarded-For, a client can neither pose 
   assert.equal(fx.ts.server.http!.clientAddress({ socket: { remoteAddress: "127.0.0.1" }, headers: { "x-forwarded-for": "127.0.0.1" } } as never), "127.0.0.1");
 });
 
+test("a loopback socket that forwards for someone else is a proxy, not a loopback client", async () => {
+  // 127.0.0.2 is not in http.trusted_proxies: its X-Forwarded-For is not believed, and it is not taken for the user.
+  const viaUnknownProxy = await raw("/api/me", { from: "127.0.0.2", headers: { ...adminAuth, "x-forwarded-for": "203.0.113.20" } });
+  assert.equal(viaUnknownProxy.status, 403, viaUnknownProxy.text);
+  assert.equal(errorOf(viaUnknownProxy), "COMITY_ERR_HTTPS_REQUIRED");
+  assert.match(JSON.parse(viaUnknownProxy.text).message, /came through a proxy that is not listed in http\.trusted_proxies/);
+  const page = await raw("/admin/login", { from: "127.0.0.2", headers: { "x-forwarded-for": "203.0.113.20" } });
+  assert.equal(page.status, 403);
+  assert.doesNotMatch(page.text, /type="password"/);
+  assert.match(page.text, /came through a proxy that is not listed in <code>http\.trusted_proxies<\/code>/);
+  // A trusted proxy that names the client only in Forwarded (RFC 7239), which Comity does not read.
+  const forwardedOnly = await raw("/api/me", { headers: { ...adminAuth, forwarded: "for=203.0.113.21;proto=http" } });
+  assert.equal(forwardedOnly.status, 403, forwardedOnly.text);
+  // A real loopback client, with no forwarding header, still may use plain HTTP.
+  assert.equal((await raw("/api/me", { from: "127.0.0.2", headers: adminAuth })).status, 200);
+  assert.equal((await raw("/admin/login", { from: "127.0.0.2" })).status, 200);
+});
+
 // --- Checked and sound: kept as regression tests. ---
 
 test("JSON bodies: __proto__, non-objects, wrong types and huge numbers are refused, and nothing is polluted", async () => {

@@ -231,7 +231,8 @@ export function apiHandler(auth: AdminAuth, ops: AdminOps): HttpHandler {
     try {
       // Refuse before looking at credentials: a password that crossed the network in clear must not be checked.
       if (!auth.transportOk(req)) {
-        throw new HttpError(403, "COMITY_ERR_HTTPS_REQUIRED", "passwords are accepted only over HTTPS (or from this machine): use an http.tls_listen address, or a TLS-terminating proxy listed in http.trusted_proxies");
+        const proxy = auth.viaUnknownProxy(req) ? "; this request came through a proxy that is not listed in http.trusted_proxies" : "";
+        throw new HttpError(403, "COMITY_ERR_HTTPS_REQUIRED", `passwords are accepted only over HTTPS (or from this machine): use an http.tls_listen address, or a TLS-terminating proxy listed in http.trusted_proxies${proxy}`);
       }
       const creds = basicCredentials(req);
       if (creds === undefined) throw new HttpError(401, "COMITY_ERR_HTTP_UNAUTHENTICATED", "HTTP Basic authentication with a host admin's bare JID and XMPP password is required", { "www-authenticate": REALM });

@@ -65,9 +65,20 @@ export class AdminAuth {
     return this.#http.isSecure(req);
   }
 
-  /** Whether passwords and session cookies may travel on this request: over TLS, or from a loopback client. */
+  /**
+   * Whether the request came through a proxy that is not believed (it says it forwards for someone, but it is not
+   * in http.trusted_proxies or named no client): then the address seen is the proxy's, not the user's.
+   */
+  viaUnknownProxy(req: IncomingMessage): boolean {
+    return this.#http.forwardedUnbelieved(req);
+  }
+
+  /**
+   * Whether passwords and session cookies may travel on this request: over TLS, or from a loopback client. A
+   * loopback socket that forwards for someone else is a proxy, and the user's hop to it may be plain HTTP.
+   */
   transportOk(req: IncomingMessage): boolean {
-    return this.secure(req) || isLoopback(this.address(req));
+    return this.secure(req) || (isLoopback(this.address(req)) && !this.viaUnknownProxy(req));
   }
 
   /** The hosts served here that list `jid` among their admins. */

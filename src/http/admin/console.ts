@@ -109,6 +109,7 @@ export function consoleHandler(auth: AdminAuth, ops: AdminOps, opts: { log: Logg
       title: "HTTPS required",
       body: html`<p class="warning" role="alert"><strong>This connection is not encrypted, so the console will not take a password on it.</strong></p>
 <p>You reached this page over plain HTTP from ${auth.address(req)}. Admin passwords are accepted only over HTTPS, or over plain HTTP from this machine itself (loopback).</p>
+${auth.viaUnknownProxy(req) ? html`<p>This request came through a proxy that is not listed in <code>http.trusted_proxies</code> (it carries X-Forwarded-For or Forwarded), so the address above is the proxy's, and the connection from your browser to the proxy may not be encrypted.</p>` : ""}
 <p>Open the console at the server's HTTPS address (<code>http.tls_listen</code>), or put it behind a reverse proxy that terminates TLS and list that proxy in <code>http.trusted_proxies</code>.</p>`,
     });
   }
