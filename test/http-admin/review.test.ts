@@ -95,6 +95,29 @@ test("a loopback socket that forwards for someone else is a proxy, not a loopbac
   assert.equal((await raw("/admin/login", { from: "127.0.0.2" })).status, 200);
 });
 
+test("the API refuses a browser POST from another origin, even one with no body that cached Basic credentials ride on", async () => {
+  // Chromium sends cached Basic credentials with a same-site fetch(url, {method: "POST", mode: "no-cors",
+  // credentials: "include"}): no body, so no Content-Type, so the JSON-only rule does not stop it.
+  const peer = "csrf.localhost";
+  const attempts: Record<string, string>[] = [
+    { "sec-fetch-site": "same-site", origin: "http://127.0.0.1:1" },
+    { "sec-fetch-site": "cross-site", origin: "https://evil.example" },
+    { origin: "https://evil.example" }, // a browser too old to send Sec-Fetch-Site
+  ];
+  for (const headers of attempts) {
+    const r = await raw(`/api/buddies/${peer}/request?host=${HOST_A}`, { method: "POST", headers: { ...adminAuth, ...headers } });
+    assert.equal(r.status, 403, JSON.stringify(headers));
+    assert.equal(errorOf(r), "COMITY_ERR_HTTP_CROSS_SITE");
+  }
+  assert.equal(entryOf(fx.ts, HOST_A, peer), undefined, "nothing was requested");
+  // Reading is harmless (the browser does not show another origin the answer): GET is not refused.
+  assert.equal((await raw("/api/me", { headers: { ...adminAuth, "sec-fetch-site": "cross-site", origin: "https://evil.example" } })).status, 200);
+  // Scripts send neither header; a same-origin page says so.
+  const ok = await raw(`/api/buddies/${peer}/request?host=${HOST_A}`, { method: "POST", headers: { ...adminAuth, "sec-fetch-site": "same-origin" } });
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal((await raw(`/api/buddies/${peer}/cancel`, { method: "POST", headers: adminAuth })).status, 200);
+});
+
 // --- Checked and sound: kept as regression tests. ---
 
 test("JSON bodies: __proto__, non-objects, wrong types and huge numbers are refused, and nothing is polluted", async () => {

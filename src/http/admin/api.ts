@@ -109,6 +109,18 @@ async function decisionBody(req: IncomingMessage, action: string): Promise<Decis
   return out;
 }
 
+/**
+ * Whether a browser sent this request from a page of another origin. Scripts send neither header. A browser that
+ * has cached Basic credentials attaches them to a same-site `fetch(url, {method: "POST", mode: "no-cors",
+ * credentials: "include"})`, and with no body there is no Content-Type for the JSON-only rule to refuse.
+ */
+function fromOtherOrigin(req: IncomingMessage): boolean {
+  const site = req.headers["sec-fetch-site"];
+  if (site !== undefined) return site !== "same-origin" && site !== "none";
+  // Browsers too old for Sec-Fetch-Site still send Origin with a POST; no page of ours calls the API.
+  return req.headers.origin !== undefined;
+}
+
 /** Credentials from `Authorization: Basic base64(jid:password)`, or undefined when absent or malformed. */
 function basicCredentials(req: IncomingMessage): { jid: string; password: string } | undefined {
   const h = req.headers.authorization;
@@ -234,6 +246,12 @@ export function apiHandler(auth: AdminAuth, ops: AdminOps): HttpHandler {
         const proxy = auth.viaUnknownProxy(req) ? "; this request came through a proxy that is not listed in http.trusted_proxies" : "";
         throw new HttpError(403, "COMITY_ERR_HTTPS_REQUIRED", `passwords are accepted only over HTTPS (or from this machine): use an http.tls_listen address, or a TLS-terminating proxy listed in http.trusted_proxies${proxy}`);
       }
+      const method = req.method === "HEAD" ? "GET" : (req.method ?? "GET");
+      // Refused before the credentials are even checked: reading is harmless (another origin never sees the
+      // answer), acting is not.
+      if (method !== "GET" && method !== "OPTIONS" && fromOtherOrigin(req)) {
+        throw new HttpError(403, "COMITY_ERR_HTTP_CROSS_SITE", "the API does not act on requests that a browser sends from a web page; call it from a script");
+      }
       const creds = basicCredentials(req);
       if (creds === undefined) throw new HttpError(401, "COMITY_ERR_HTTP_UNAUTHENTICATED", "HTTP Basic authentication with a host admin's bare JID and XMPP password is required", { "www-authenticate": REALM });
       const result = await auth.login(req, creds.jid, creds.password);
@@ -249,7 +267,6 @@ export function apiHandler(auth: AdminAuth, ops: AdminOps): HttpHandler {
         return m !== null;
       });
       if (route === undefined || params === undefined) throw new HttpError(404, "COMITY_ERR_HTTP_NOT_FOUND", `no such endpoint: ${url.pathname}`);
-      const method = req.method === "HEAD" ? "GET" : (req.method ?? "GET");
       const endpoint = route.methods[method as "GET" | "POST"];
       if (endpoint === undefined) {
         const allow = Object.keys(route.methods).flatMap((m) => (m === "GET" ? ["GET", "HEAD"] : [m])).join(", ");
