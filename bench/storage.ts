@@ -1,12 +1,19 @@
-// Storage micro-benchmark (docs/storage.md "Measured figures"): run with `node --import tsx bench/storage.ts [sqlite|memory]`.
+// Storage micro-benchmark (docs/storage.md "Measured figures"):
+//   node --import tsx bench/storage.ts [sqlite|memory|postgres [URL]]
+// postgres runs against URL (default: COMITY_BENCH_POSTGRES_URL or postgres://postgres@127.0.0.1:5432/test) in a
+// throwaway schema comity_bench_<random>, dropped at the end.
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { deriveCredentials } from "../src/sasl/credentials.ts";
 import { openStorage } from "../src/storage/open.ts";
 
-const kind = (process.argv[2] ?? "sqlite") as "sqlite" | "memory";
-const EACH = kind === "sqlite" ? " (one transaction each, synchronous=FULL)" : "";
+const kind = (process.argv[2] ?? "sqlite") as "sqlite" | "memory" | "postgres";
+const pgUrl = process.argv[3] ?? process.env["COMITY_BENCH_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:5432/test";
+const pgSchema = `comity_bench_${randomBytes(4).toString("hex")}`;
+const EACH = kind === "sqlite" ? " (one transaction each, synchronous=FULL)" : kind === "postgres" ? " (one transaction each, synchronous_commit=on)" : "";
 const HOST = "bench.example";
 const ACCOUNTS = 10_000;
 
@@ -30,8 +37,8 @@ const dataDir = mkdtempSync(join(tmpdir(), "comity-bench-"));
 try {
   // One real credential derived once (PBKDF2 is the caller's cost, not the store's) and reused for every account.
   const credentials = deriveCredentials("correct horse battery staple", { storage: "scram", iterations: 4096 });
-  const storage = await openStorage({ dataDir, kind });
-  console.log(`storage bench: ${kind}, node ${process.version}, ${dataDir}`);
+  const storage = await openStorage({ dataDir, kind, postgres: { url: pgUrl, schema: pgSchema } });
+  console.log(`storage bench: ${kind}, node ${process.version}, ${kind === "postgres" ? `schema ${pgSchema}` : dataDir}`);
 
   const entries = Array.from({ length: ACCOUNTS }, (_, i) => ({ username: `user${i}`, credentials }));
   let t = performance.now();
@@ -72,7 +79,38 @@ try {
   const rosterGets = await opsPerSecond(1000, () => storage.rosters.get(HOST, "roster"));
   console.log(`rosters.get of 200 items: ${fmt(rosterGets)} /s`);
 
+  // Reads that many connections make at once (a server's sessions do): what a pool adds over one connection.
+  const parallelGets = async (n: number): Promise<number> => {
+    const start = performance.now();
+    let done = 0;
+    await Promise.all(Array.from({ length: n }, async (_, w) => {
+      while (performance.now() - start < 1000) {
+        await storage.accounts.get(HOST, `user${(done++ * 7919 + w) % ACCOUNTS}`);
+      }
+    }));
+    return Math.round((done / (performance.now() - start)) * 1000);
+  };
+  console.log(`accounts.get, 16 at once: ${fmt(await parallelGets(16))} /s`);
+  const parallelPushes = async (n: number): Promise<number> => {
+    const start = performance.now();
+    let done = 0;
+    await Promise.all(Array.from({ length: n }, async (_, w) => {
+      while (performance.now() - start < 1000) {
+        await storage.offline.push(HOST, `user${w}`, message, { stamp: Date.now(), quota: 1_000_000 });
+        done++;
+      }
+    }));
+    return Math.round((done / (performance.now() - start)) * 1000);
+  };
+  console.log(`offline.push${EACH}, 16 users at once: ${fmt(await parallelPushes(16))} /s`);
+
   await storage.close();
 } finally {
   rmSync(dataDir, { recursive: true, force: true });
+  if (kind === "postgres") {
+    const c = new pg.Client({ connectionString: pgUrl });
+    await c.connect();
+    await c.query(`DROP SCHEMA IF EXISTS ${pgSchema} CASCADE`);
+    await c.end();
+  }
 }

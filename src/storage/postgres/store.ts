@@ -44,6 +44,16 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 const LOCK_OFFLINE = 0x434f4d01;
 const LOCK_SERVER_ROSTER = 0x434f4d02;
 
+/**
+ * The advisory lock key of a (host, name) pair: 32-bit FNV-1a of its UTF-8 bytes, as a signed int. Two pairs that
+ * share a key merely wait for each other; the lock only has to be the same for the same pair, in every process.
+ */
+export function lockKey(host: string, name: string): number {
+  let h = 0x811c9dc5;
+  for (const b of Buffer.from(`${host}\u0000${name}`, "utf8")) h = Math.imul(h ^ b, 0x01000193);
+  return h | 0;
+}
+
 /** `url` without its password (userinfo or `password=` parameter), for messages and logs. */
 export function redactPostgresUrl(url: string): string {
   try {
@@ -175,8 +185,11 @@ class Db {
     }
   }
 
-  /** Run `fn` inside BEGIN … COMMIT on one connection; ROLLBACK when it throws. `retry`: `fn` may run again. */
-  async tx<T>(fn: (c: pg.PoolClient) => Promise<T>, opts: { retry?: boolean } = {}): Promise<T> {
+  /**
+   * Run `fn` inside BEGIN … COMMIT on one connection; ROLLBACK when it throws. `retry`: `fn` may run again. `lock`: an
+   * advisory lock taken right after BEGIN, in the same round trip (the two statements travel as one simple query).
+   */
+  async tx<T>(fn: (c: pg.PoolClient) => Promise<T>, opts: { retry?: boolean; lock?: [namespace: number, key: number] } = {}): Promise<T> {
     this.live();
     for (let attempt = 1; ; attempt++) {
       let client: pg.PoolClient;
@@ -187,7 +200,8 @@ class Db {
       }
       let broken: Error | undefined;
       try {
-        await client.query("BEGIN");
+        // Both numbers are int32s computed here, never caller text: safe to write into the statement.
+        await client.query(opts.lock === undefined ? "BEGIN" : `BEGIN; SELECT pg_advisory_xact_lock(${opts.lock[0] | 0}, ${opts.lock[1] | 0})`);
         const result = await fn(client);
         await client.query("COMMIT");
         return result;
@@ -459,7 +473,6 @@ const Q = {
       "ON CONFLICT (host, username, jid) DO UPDATE SET stanza = excluded.stanza",
   ),
   clearPendingIn: named("clear_pending_in", "DELETE FROM roster_pending_in WHERE host = $1 AND username = $2 AND jid = $3"),
-  lockOffline: named("lock_offline", `SELECT pg_advisory_xact_lock(${LOCK_OFFLINE}, hashtext($1))`),
   // Runs after the lock, so its snapshot (READ COMMITTED: taken when the statement starts) sees every committed push.
   pushOffline: named(
     "push_offline",
@@ -473,7 +486,6 @@ const Q = {
   srList: named("sr_list", `SELECT ${SR_COLUMNS} FROM server_roster ORDER BY host, peer`),
   srListHost: named("sr_list_host", `SELECT ${SR_COLUMNS} FROM server_roster WHERE host = $1 ORDER BY peer`),
   srGet: named("sr_get", `SELECT ${SR_COLUMNS} FROM server_roster WHERE host = $1 AND peer = $2`),
-  srLock: named("sr_lock", `SELECT pg_advisory_xact_lock(${LOCK_SERVER_ROSTER}, hashtext($1))`),
   srUpsert: named(
     "sr_upsert",
     `INSERT INTO server_roster (${SR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ` +
@@ -658,13 +670,10 @@ function pgOffline(db: Db): OfflineStore {
       assertOfflinePush(stanza, opts);
       // The user's lock is held from before the count to the commit: concurrent pushes from any connection or process
       // queue behind it, so together they cannot exceed the quota (the count alone, under READ COMMITTED, could).
-      return db.tx(
-        async (c) => {
-          await c.query(Q.lockOffline([JSON.stringify([host, username])]));
-          return ((await c.query(Q.pushOffline([host, username, stanza, opts.stamp, opts.quota]))).rowCount ?? 0) === 1;
-        },
-        { retry: true },
-      );
+      return db.tx(async (c) => ((await c.query(Q.pushOffline([host, username, stanza, opts.stamp, opts.quota]))).rowCount ?? 0) === 1, {
+        retry: true,
+        lock: [LOCK_OFFLINE, lockKey(host, username)],
+      });
     },
     async list(host, username) {
       return (await db.query<{ id: number; stanza: string; stamp: number }>(Q.listOffline([host, username]))).rows;
@@ -725,7 +734,6 @@ function pgServerRoster(db: Db): ServerRosterStore {
       // retried transaction may call it again.
       return db.tx(
         async (c) => {
-          await c.query(Q.srLock([JSON.stringify([host, peer])]));
           const row = (await c.query<ServerRosterRow>(Q.srGet([host, peer]))).rows[0];
           const before = row === undefined ? undefined : toServerRosterEntry(row);
           const change = decide(before === undefined ? undefined : copyServerRosterEntry(before));
@@ -741,7 +749,7 @@ function pgServerRoster(db: Db): ServerRosterStore {
           const after = change.entry === undefined ? undefined : copyServerRosterEntry(change.entry);
           return { before, after, changed: true };
         },
-        { retry: true },
+        { retry: true, lock: [LOCK_SERVER_ROSTER, lockKey(host, peer)] },
       );
     },
     async appendAudit(host, peer, record) {
