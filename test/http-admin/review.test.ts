@@ -8,6 +8,9 @@ import { request as httpRequest } from "node:http";
 import { connect, type Socket } from "node:net";
 import { entryOf } from "../buddies/kit.ts";
 import { deriveCredentials } from "../../src/sasl/credentials.ts";
+import { AdminOps, HttpError } from "../../src/http/admin/ops.ts";
+import { StorageError } from "../../src/storage/errors.ts";
+import type { Logger } from "../../src/core/log.ts";
 import { basic, HOST_A, HOST_B, request, startAdminFixture, USERS, type AdminFixture } from "./kit.ts";
 
 let fx: AdminFixture;
@@ -116,6 +119,23 @@ test("the API refuses a browser POST from another origin, even one with no body 
   const ok = await raw(`/api/buddies/${peer}/request?host=${HOST_A}`, { method: "POST", headers: { ...adminAuth, "sec-fetch-site": "same-origin" } });
   assert.equal(ok.status, 200, ok.text);
   assert.equal((await raw(`/api/buddies/${peer}/cancel`, { method: "POST", headers: adminAuth })).status, 200);
+});
+
+test("an error with an internal COMITY_ERR_* code (storage) reaches the client as a generic 500, with the details only in the log", async () => {
+  const logged: unknown[] = [];
+  const log = { warn: (obj: unknown) => void logged.push(obj) } as unknown as Logger;
+  const control = new Map([["buddies.list", () => Promise.reject(new StorageError("COMITY_ERR_STORAGE_UNAVAILABLE", "PostgreSQL at db.internal:5432/comity: password authentication failed for user \"comity\""))]]);
+  const ops = new AdminOps(control, log);
+  const err = await ops.buddies([HOST_A]).then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof HttpError);
+  assert.equal(err.status, 500);
+  assert.doesNotMatch(err.message, /db\.internal|password|PostgreSQL/);
+  assert.equal(logged.length, 1, "the details are logged");
+  // The roster's own codes keep their status and text.
+  const known = new AdminOps(new Map([["buddies.approve", () => Promise.reject(Object.assign(new Error("x.localhost has no pending request"), { code: "COMITY_ERR_BUDDY_NOT_PENDING" }))]]), log);
+  const e409 = await known.decide({ jid: USERS.admin.jid, hosts: [HOST_A] }, "api", HOST_A, "approve", "x.localhost").then(() => undefined, (e: unknown) => e);
+  assert.ok(e409 instanceof HttpError);
+  assert.deepEqual([e409.status, e409.code, e409.message], [409, "COMITY_ERR_BUDDY_NOT_PENDING", "x.localhost has no pending request"]);
 });
 
 // --- Checked and sound: kept as regression tests. ---

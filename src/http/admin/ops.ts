@@ -103,7 +103,11 @@ export class AdminOps {
     return this.#control.has(method);
   }
 
-  /** Call a control method; its COMITY_ERR_* errors become HttpErrors with the matching status. */
+  /**
+   * Call a control method; the errors it means for the caller (the codes in STATUS_OF_CODE) become HttpErrors with
+   * their status and text. Any other error, COMITY_ERR_* ones included (storage errors name database addresses
+   * and file paths), is logged and answered with a generic 500: a host admin is not necessarily the operator.
+   */
   async call<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
     const fn = this.#control.get(method);
     if (fn === undefined) throw new HttpError(404, "COMITY_ERR_NOT_AVAILABLE", `${method} is not available on this server`);
@@ -111,9 +115,8 @@ export class AdminOps {
       return (await fn(params)) as T;
     } catch (err) {
       const code = (err as { code?: unknown } | null)?.code;
-      if (err instanceof Error && typeof code === "string" && code.startsWith("COMITY_ERR_")) {
-        throw new HttpError(STATUS_OF_CODE[code] ?? 500, code, err.message);
-      }
+      const status = typeof code === "string" && Object.hasOwn(STATUS_OF_CODE, code) ? STATUS_OF_CODE[code]! : undefined;
+      if (err instanceof Error && status !== undefined) throw new HttpError(status, code as string, err.message);
       this.#log.warn({ err, method }, "admin http: control method failed");
       throw new HttpError(500, "COMITY_ERR_INTERNAL", "internal error (see the server log)");
     }
