@@ -6,12 +6,12 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 import { connect, type Socket } from "node:net";
-import { entryOf } from "../buddies/kit.ts";
+import { entryOf, rosterOf } from "../buddies/kit.ts";
 import { deriveCredentials } from "../../src/sasl/credentials.ts";
 import { AdminOps, HttpError } from "../../src/http/admin/ops.ts";
 import { StorageError } from "../../src/storage/errors.ts";
 import type { Logger } from "../../src/core/log.ts";
-import { basic, HOST_A, HOST_B, request, startAdminFixture, USERS, type AdminFixture } from "./kit.ts";
+import { basic, FormClient, HOST_A, HOST_B, request, startAdminFixture, USERS, type AdminFixture } from "./kit.ts";
 
 let fx: AdminFixture;
 let port: number;
@@ -136,6 +136,19 @@ test("an error with an internal COMITY_ERR_* code (storage) reaches the client a
   const e409 = await known.decide({ jid: USERS.admin.jid, hosts: [HOST_A] }, "api", HOST_A, "approve", "x.localhost").then(() => undefined, (e: unknown) => e);
   assert.ok(e409 instanceof HttpError);
   assert.deepEqual([e409.status, e409.code, e409.message], [409, "COMITY_ERR_BUDDY_NOT_PENDING", "x.localhost has no pending request"]);
+});
+
+test("a peer domain with non-ASCII letters is shown with its ASCII form too, so a look-alike cannot pass for a known name", async () => {
+  const lookalike = "\u0430pple.localhost"; // Cyrillic a
+  await rosterOf(fx.ts, HOST_A).request(lookalike, { actor: "cli:test", via: "cli" });
+  const c = new FormClient(fx.base);
+  await c.login(USERS.admin.jid, USERS.admin.password);
+  const page = (await c.get("/admin/")).text;
+  assert.ok(page.includes("xn--pple-43d.localhost"), "the A-label is on the page");
+  assert.ok(page.includes('aria-label="Cancel the request to \u0430pple.localhost (xn--pple-43d.localhost)"'));
+  const audit = (await c.get("/admin/audit")).text;
+  assert.ok(audit.includes("xn--pple-43d.localhost"));
+  await rosterOf(fx.ts, HOST_A).remove(lookalike, { actor: "cli:test", via: "cli" });
 });
 
 // --- Checked and sound: kept as regression tests. ---

@@ -2,6 +2,7 @@
 // with their XMPP password. Every change is a POST carrying the session's CSRF token, answered with a redirect
 // (303) and a flash message; decisions go through the same control methods as the CLI, recorded with via "web".
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { domainToASCII } from "node:url";
 import type { Logger } from "../../core/log.ts";
 import type { LinkInfo } from "../../core/s2s/types.ts";
 import type { AuditRecord, BuddyEntry } from "../../modules/server-buddies/api.ts";
@@ -43,6 +44,16 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
     throw new HttpError(415, "COMITY_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE", "the console's forms send application/x-www-form-urlencoded");
   }
   return new URLSearchParams(body.toString("utf8"));
+}
+
+/**
+ * A peer's domain as shown to people: followed by its ASCII form (A-labels) when it has other letters, so that a
+ * look-alike ("\u0430pple.example" with a Cyrillic a) cannot pass for a name the admin knows.
+ */
+function peerName(peer: string): string {
+  if (/^[\x00-\x7f]*$/.test(peer)) return peer;
+  const ascii = domainToASCII(peer);
+  return ascii === "" || ascii === peer ? peer : `${peer} (${ascii})`;
 }
 
 function subscriptionText(e: BuddyEntry): string {
@@ -168,30 +179,30 @@ ${auth.viaUnknownProxy(req) ? html`<p>This request came through a proxy that is 
 ${pendingIn.length === 0 ? html`<p class="muted">No server is waiting for a decision.</p>` : html`<table>
 <thead><tr><th>Peer</th><th>Asked</th><th>Implements XEP-0267</th><th>Decision</th></tr></thead>
 <tbody>${pendingIn.map((e) => html`<tr>
-<td>${e.peer}</td><td>${when(e.pendingInSince, now)}</td><td>${supportText(e)}</td>
+<td>${peerName(e.peer)}</td><td>${when(e.pendingInSince, now)}</td><td>${supportText(e)}</td>
 <td><form method="post" action="/admin/buddies">${hidden(session, { host, peer: e.peer })}
 <label>Note <input name="note" type="text" maxlength="1000"></label>
-<button type="submit" name="action" value="approve" aria-label="Approve ${e.peer}">Approve</button>
-<button type="submit" name="action" value="deny" aria-label="Deny ${e.peer}">Deny</button>
+<button type="submit" name="action" value="approve" aria-label="Approve ${peerName(e.peer)}">Approve</button>
+<button type="submit" name="action" value="deny" aria-label="Deny ${peerName(e.peer)}">Deny</button>
 </form></td></tr>`)}</tbody></table>`}
 <h3>Our requests waiting for them (${pendingOut.length})</h3>
 ${pendingOut.length === 0 ? html`<p class="muted">None.</p>` : html`<table>
 <thead><tr><th>Peer</th><th>Asked</th><th>Implements XEP-0267</th><th></th></tr></thead>
 <tbody>${pendingOut.map((e) => html`<tr>
-<td>${e.peer}</td><td>${when(e.pendingOutSince, now)}</td><td>${supportText(e)}</td>
+<td>${peerName(e.peer)}</td><td>${when(e.pendingOutSince, now)}</td><td>${supportText(e)}</td>
 <td><form method="post" action="/admin/buddies">${hidden(session, { host, peer: e.peer, action: "cancel" })}
-<button type="submit" aria-label="Cancel the request to ${e.peer}">Cancel request</button></form></td></tr>`)}</tbody></table>`}
+<button type="submit" aria-label="Cancel the request to ${peerName(e.peer)}">Cancel request</button></form></td></tr>`)}</tbody></table>`}
 <h3>Server roster (${mine.length})</h3>
 ${mine.length === 0 ? html`<p class="muted">The server roster is empty.</p>` : html`<table>
 <thead><tr><th>Peer</th><th>Subscription</th><th>Pending</th><th>Implements XEP-0267</th><th>Peer presence</th><th>Decided by</th><th>Note</th><th>Since</th><th></th></tr></thead>
 <tbody>${mine.map((e) => html`<tr>
-<td>${e.peer}</td><td>${subscriptionText(e)}</td>
+<td>${peerName(e.peer)}</td><td>${subscriptionText(e)}</td>
 <td>${[e.pendingIn ? "in (waiting for us)" : "", e.pendingOut ? "out (waiting for them)" : ""].filter(Boolean).join(", ") || "-"}</td>
 <td>${supportText(e)}</td><td>${presenceText(e, now)}</td>
 <td>${e.decidedBy === null ? "-" : `${e.decidedBy} (${e.decidedVia ?? "?"})`}</td><td>${e.note ?? ""}</td><td>${when(e.since, now)}</td>
 <td><form method="post" action="/admin/buddies">${hidden(session, { host, peer: e.peer, action: "remove" })}
 <label class="check"><input type="checkbox" name="confirm" value="yes" required> sure</label>
-<button type="submit" aria-label="Remove ${e.peer}">Remove</button></form></td></tr>`)}</tbody></table>`}
+<button type="submit" aria-label="Remove ${peerName(e.peer)}">Remove</button></form></td></tr>`)}</tbody></table>`}
 <h3>Request trust</h3>
 <form method="post" action="/admin/buddies" class="inline">${hidden(session, { host, action: "request" })}
 <label>Server domain <input name="peer" type="text" required placeholder="example.org" aria-label="Server domain to ask for trust (${host})"></label>
@@ -227,7 +238,7 @@ ${mine.length === 0 ? html`<p class="muted">The server roster is empty.</p>` : h
     const table = records.length === 0
       ? html`<p class="muted">No audit records.</p>`
       : html`<table><thead><tr><th>At</th><th>Host</th><th>Peer</th><th>Action</th><th>Actor</th><th>Via</th><th>Detail</th></tr></thead>
-<tbody>${records.map((r) => html`<tr><td>${when(r.at)}</td><td>${r.host}</td><td>${r.peer}</td><td>${r.action}</td><td>${r.actor}</td><td>${r.via}</td><td>${r.detail ?? ""}</td></tr>`)}</tbody></table>`;
+<tbody>${records.map((r) => html`<tr><td>${when(r.at)}</td><td>${r.host}</td><td>${peerName(r.peer)}</td><td>${r.action}</td><td>${r.actor}</td><td>${r.via}</td><td>${r.detail ?? ""}</td></tr>`)}</tbody></table>`;
     render(res, who, "Audit log", "/admin/audit", html`${filter}${problem === undefined ? "" : html`<p class="flash error" role="alert">${problem}</p>`}${table}`);
   }
 
@@ -237,7 +248,7 @@ ${mine.length === 0 ? html`<p class="muted">The server roster is empty.</p>` : h
     const incidents = ops.has("incidents.list") ? await ops.incidents(admin.hosts, { limit: 20 }) : [];
     const now = Date.now();
     const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
-    const linkRow = (l: LinkInfo): Html => html`<tr><td>${l.direction === "in" ? "incoming" : "outgoing"}</td><td>${l.local}</td><td>${l.peers.join(", ")}</td>
+    const linkRow = (l: LinkInfo): Html => html`<tr><td>${l.direction === "in" ? "incoming" : "outgoing"}</td><td>${l.local}</td><td>${l.peers.map(peerName).join(", ")}</td>
 <td>${l.tls ? l.tlsVersion ?? "yes" : "no"}</td><td>${l.certificateValid ? "valid" : "not valid"}</td><td>${l.auth}</td><td>${l.state}</td><td>${when(l.since, now)}</td><td>${l.remoteAddress}</td></tr>`;
     const body = html`<h2>Server</h2>
 <dl class="figures">
@@ -256,7 +267,7 @@ ${links.length === 0 ? html`<p class="muted">No server-to-server links.</p>` : h
 <tbody>${metrics.map((m) => html`<tr><td>${m.host}</td><td>${m.pending}</td><td>${m.maxPending}</td><td>${m.requestsReceived}</td><td>${m.requestsRepeated}</td><td>${m.requestsDropped}</td><td>${m.preApproved}</td><td>${m.ignored}</td><td>${m.notificationsSent}</td></tr>`)}</tbody></table>
 ${ops.has("incidents.list") ? html`<h2>Latest incident reports (XEP-0268)</h2>
 ${incidents.length === 0 ? html`<p class="muted">None.</p>` : html`<table><thead><tr><th>#</th><th>At</th><th>Host</th><th>Peer</th><th>Direction</th><th>Kind</th><th>Status</th><th>Note</th></tr></thead>
-<tbody>${incidents.map((i) => html`<tr><td>${i.id}</td><td>${when(i.at, now)}</td><td>${i.host}</td><td>${i.peer}</td><td>${i.direction}</td><td>${i.kind}</td><td>${i.status}</td><td>${i.note ?? ""}</td></tr>`)}</tbody></table>`}` : ""}`;
+<tbody>${incidents.map((i) => html`<tr><td>${i.id}</td><td>${when(i.at, now)}</td><td>${i.host}</td><td>${peerName(i.peer)}</td><td>${i.direction}</td><td>${i.kind}</td><td>${i.status}</td><td>${i.note ?? ""}</td></tr>`)}</tbody></table>`}` : ""}`;
     render(res, who, "Status", "/admin/status", body);
   }
 
@@ -277,7 +288,7 @@ ${incidents.length === 0 ? html`<p class="muted">None.</p>` : html`<table><thead
       const mutual = form.get("one_way") !== "yes";
       const note = form.get("note") ?? "";
       const entry = await ops.decide(who.admin, "web", host, action, peer, { ...(note.trim() === "" ? {} : { note: note.trim() }), mutual });
-      flash({ kind: "ok", text: describe(action, host, entry?.peer ?? peer, entry, mutual) });
+      flash({ kind: "ok", text: describe(action, host, peerName(entry?.peer ?? peer), entry, mutual) });
     } catch (err) {
       if (!(err instanceof HttpError)) throw err;
       flash({ kind: "error", text: `${action === "" ? "Nothing done" : `Could not ${action} ${peer}`}: ${err.message}` });
