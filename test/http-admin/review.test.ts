@@ -9,6 +9,7 @@ import { connect, type Socket } from "node:net";
 import { entryOf, rosterOf } from "../buddies/kit.ts";
 import { deriveCredentials } from "../../src/sasl/credentials.ts";
 import { AdminOps, HttpError } from "../../src/http/admin/ops.ts";
+import { SessionStore } from "../../src/http/admin/sessions.ts";
 import { StorageError } from "../../src/storage/errors.ts";
 import type { Logger } from "../../src/core/log.ts";
 import { basic, FormClient, HOST_A, HOST_B, request, startAdminFixture, USERS, type AdminFixture } from "./kit.ts";
@@ -149,6 +150,17 @@ test("a peer domain with non-ASCII letters is shown with its ASCII form too, so 
   const audit = (await c.get("/admin/audit")).text;
   assert.ok(audit.includes("xn--pple-43d.localhost"));
   await rosterOf(fx.ts, HOST_A).remove(lookalike, { actor: "cli:test", via: "cli" });
+});
+
+test("one admin logging in over and over cannot push other admins' sessions out", () => {
+  const store = new SessionStore({ max: 10, maxPerJid: 3 });
+  const others = [store.create("a@x", "f"), store.create("b@x", "f")];
+  const mine: { id: string }[] = [];
+  for (let i = 0; i < 50; i++) mine.push(store.create("noisy@x", "f"));
+  for (const s of others) assert.ok(store.get(s.id), s.jid);
+  assert.equal(mine.filter((s) => store.get(s.id) !== undefined).length, 3, "the noisy admin keeps its 3 most recent");
+  assert.ok(store.get(mine.at(-1)!.id));
+  assert.equal(store.size, 5);
 });
 
 // --- Checked and sound: kept as regression tests. ---

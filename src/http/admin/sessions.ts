@@ -24,9 +24,14 @@ export interface SessionOptions {
   maxAgeMs: number;
   /** Most sessions kept; the least recently used go first. */
   max: number;
+  /**
+   * Most sessions of one JID; its own least recently used go first. Without it one admin (of any host) logging in
+   * over and over would push every other admin's session out of the shared `max`.
+   */
+  maxPerJid: number;
 }
 
-export const DEFAULT_SESSIONS: SessionOptions = { idleMs: 8 * 3600_000, maxAgeMs: 24 * 3600_000, max: 10_000 };
+export const DEFAULT_SESSIONS: SessionOptions = { idleMs: 8 * 3600_000, maxAgeMs: 24 * 3600_000, max: 10_000, maxPerJid: 20 };
 
 /** In-memory sessions (a restart logs everyone out). */
 export class SessionStore {
@@ -34,12 +39,14 @@ export class SessionStore {
   /** In least-recently-used order (Map keeps insertion order; a touched session is moved to the end). */
   readonly #sessions = new Map<string, AdminSession>();
 
-  constructor(opts: SessionOptions = DEFAULT_SESSIONS) {
-    this.#opts = opts;
+  constructor(opts: Partial<SessionOptions> = {}) {
+    this.#opts = { ...DEFAULT_SESSIONS, ...opts };
   }
 
   create(jid: string, fingerprint: string, now = Date.now()): AdminSession {
     this.#sweep(now);
+    const mine = [...this.#sessions.values()].filter((x) => x.jid === jid);
+    for (let i = 0; i <= mine.length - this.#opts.maxPerJid; i++) this.#sessions.delete(mine[i]!.id);
     while (this.#sessions.size >= this.#opts.max) this.#sessions.delete(this.#sessions.keys().next().value!);
     const s: AdminSession = { id: randomBytes(32).toString("base64url"), jid, fingerprint, csrf: randomBytes(32).toString("base64url"), created: now, lastSeen: now, flash: [] };
     this.#sessions.set(s.id, s);
