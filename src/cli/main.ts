@@ -14,6 +14,7 @@ import { registerS2s } from "./s2s.ts";
 import { registerBuddies } from "./buddies.ts";
 import { registerIncidents } from "./incidents.ts";
 import { registerStatus } from "./status.ts";
+import { registerStorage } from "./storage.ts";
 import { ControlError } from "../admin/control.ts";
 
 /** Build the command tree (exposed for tests and help generation). */
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerCheck(program);
   registerCert(program);
   registerUserCommands(program);
+  registerStorage(program);
   return program;
 }
 

@@ -264,7 +264,7 @@ export async function openPostgresStorage(opts: PostgresStorageOptions): Promise
  * is flushed (a server whose default is `off` would otherwise acknowledge writes a crash can lose); `search_path` selects
  * the schema. Options already in the URL are kept and ours are appended, since node-postgres lets the URL win.
  */
-function connectionConfig(url: string, schema: string | undefined): pg.PoolConfig {
+export function connectionConfig(url: string, schema: string | undefined): pg.PoolConfig {
   const ours = ["-c synchronous_commit=on", ...(schema === undefined ? [] : [`-c search_path=${schema}`])].join(" ");
   try {
     const u = new URL(url);
