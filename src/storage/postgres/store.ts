@@ -244,6 +244,8 @@ export async function openPostgresStorage(opts: PostgresStorageOptions): Promise
     max: poolSize,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
     idleTimeoutMillis: 30_000,
+    // TCP keepalive, so a connection whose server vanished (host down, NAT timeout) is noticed instead of hanging.
+    keepAlive: true,
     types: TYPES,
   });
   // An idle connection that the server drops (restart, idle timeout) is reported here; the pool discards it and the
