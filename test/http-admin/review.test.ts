@@ -5,6 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
+import { createRequire, syncBuiltinESMExports } from "node:module";
 import { connect, type Socket } from "node:net";
 import { entryOf, rosterOf } from "../buddies/kit.ts";
 import { deriveCredentials } from "../../src/sasl/credentials.ts";
@@ -161,6 +162,27 @@ test("one admin logging in over and over cannot push other admins' sessions out"
   assert.equal(mine.filter((s) => store.get(s.id) !== undefined).length, 3, "the noisy admin keeps its 3 most recent");
   assert.ok(store.get(mine.at(-1)!.id));
   assert.equal(store.size, 5);
+});
+
+test("an account that administers nothing cannot make the server derive keys for every request it sends", async () => {
+  // Each check of a password runs PBKDF2 on the event loop (a few ms at 4096 iterations, for every connection).
+  // Admins' passwords were remembered; a plain user's right password was checked again on every request.
+  const crypto = createRequire(import.meta.url)("node:crypto") as { pbkdf2Sync: (...args: unknown[]) => Buffer };
+  const original = crypto.pbkdf2Sync;
+  let runs = 0;
+  crypto.pbkdf2Sync = (...args: unknown[]) => {
+    runs++;
+    return original(...args);
+  };
+  syncBuiltinESMExports();
+  try {
+    const user = { authorization: basic(USERS.user.jid, USERS.user.password) };
+    for (let i = 0; i < 10; i++) assert.equal((await raw("/api/me", { headers: user })).status, 403);
+    assert.ok(runs <= 1, `${runs} key derivations for 10 requests`);
+  } finally {
+    crypto.pbkdf2Sync = original;
+    syncBuiltinESMExports();
+  }
 });
 
 // --- Checked and sound: kept as regression tests. ---

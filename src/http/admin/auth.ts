@@ -26,6 +26,8 @@ export type LoginResult =
 /** How long a verified password is remembered, so that scripts polling the API do not pay PBKDF2 every time. */
 const VERIFIED_TTL_MS = 5 * 60_000;
 const MAX_BLOCKED = 10_000;
+/** Most remembered passwords; the least recently verified go first. */
+const MAX_VERIFIED = 10_000;
 
 /** Whether an address (as HttpService.clientAddress gives it) is on this machine: 127.0.0.0/8 or ::1. */
 export function isLoopback(address: string): boolean {
@@ -116,12 +118,15 @@ export class AdminAuth {
     }
     this.#throttle.success(address);
     const bare = jid.bareString();
+    // Remembered for accounts that administer nothing too: a right password is a success for the throttle, so
+    // otherwise any account holder could make the server run the key derivation, which blocks its event loop,
+    // for every request they send.
+    this.#remember(bare, password, fingerprint, now);
     const hosts = this.hostsOf(jid);
     if (hosts.length === 0) {
       this.#deps.log.info({ remote: address, jid: bare }, "admin http: refused a user who is not a host admin");
       return { ok: false, reason: "forbidden", jid: bare };
     }
-    this.#verified.set(bare, { mac: this.#mac(password), fingerprint, expires: now + VERIFIED_TTL_MS });
     return { ok: true, admin: { jid: bare, hosts }, fingerprint };
   }
 
@@ -140,6 +145,12 @@ export class AdminAuth {
 
   #mac(password: string): Buffer {
     return createHmac("sha256", this.#secret).update(password, "utf8").digest();
+  }
+
+  #remember(jid: string, password: string, fingerprint: string, now: number): void {
+    this.#verified.delete(jid);
+    if (this.#verified.size >= MAX_VERIFIED) this.#verified.delete(this.#verified.keys().next().value!);
+    this.#verified.set(jid, { mac: this.#mac(password), fingerprint, expires: now + VERIFIED_TTL_MS });
   }
 
   #remembered(jid: string, password: string, fingerprint: string, now: number): boolean {
