@@ -29,6 +29,19 @@ async function opsPerSecond(ms: number, fn: (i: number) => Promise<unknown>): Pr
   return Math.round((n / elapsed) * 1000);
 }
 
+/** Median and 99th percentile of `n` sequential calls, in microseconds. */
+async function latency(n: number, fn: (i: number) => Promise<unknown>): Promise<string> {
+  const us: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await fn(i);
+    us.push((performance.now() - t0) * 1000);
+  }
+  us.sort((a, b) => a - b);
+  const at = (q: number): string => Math.round(us[Math.min(us.length - 1, Math.floor(q * us.length))] ?? 0).toLocaleString("en-US");
+  return `p50 ${at(0.5)} µs, p99 ${at(0.99)} µs`;
+}
+
 function fmt(n: number): string {
   return n.toLocaleString("en-US");
 }
@@ -78,6 +91,16 @@ try {
   console.log(`rosters.setItem${EACH}: ${fmt(rosterSets)} /s`);
   const rosterGets = await opsPerSecond(1000, () => storage.rosters.get(HOST, "roster"));
   console.log(`rosters.get of 200 items: ${fmt(rosterGets)} /s`);
+
+  // Latency of single calls (one after the other), where throughput alone hides the round trip and the fsync.
+  console.log(`latency accounts.get: ${await latency(2000, (i) => storage.accounts.get(HOST, `user${(i * 7919) % ACCOUNTS}`))}`);
+  console.log(`latency keyval.set: ${await latency(1000, (i) => kv.set(HOST, `user${i % ACCOUNTS}`, "doc", value))}`);
+  console.log(`latency offline.push: ${await latency(1000, (i) => storage.offline.push(HOST, `lat${i % 50}`, message, { stamp: Date.now(), quota: 1_000_000 }))}`);
+  console.log(
+    `latency rosters.setItem: ${await latency(1000, (i) =>
+      storage.rosters.setItem(HOST, "roster", { jid: `contact${i % 200}@capulet.lit`, subscription: "both", ask: false, approved: false, groups: [] }),
+    )}`,
+  );
 
   // Reads that many connections make at once (a server's sessions do): what a pool adds over one connection.
   const parallelGets = async (n: number): Promise<number> => {
