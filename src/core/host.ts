@@ -47,7 +47,7 @@ export class Host {
       config: Config;
       storage: Storage;
       log: Logger;
-      send(stanza: Element): void;
+      send(stanza: Element): void | Promise<void>;
       /** Optional so unit tests can load a module with a minimal context. */
       request?(iq: Element, timeoutMs?: number): Promise<Element>;
       control?: Map<string, (params: Record<string, unknown>) => unknown>;
