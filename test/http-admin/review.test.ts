@@ -251,8 +251,11 @@ test("the remembered password: a changed password or a deleted admin account is 
   await fx.ts.server.storage.accounts.setCredentials(HOST_A, "temp", deriveCredentials("pw-2", { storage: "scram", iterations: 4096 }));
   assert.equal((await me("pw-1")).status, 401);
   assert.equal((await me("pw-2")).status, 200);
+  const browser = new FormClient(fx.base);
+  assert.equal((await browser.login(TEMP, "pw-2")).headers.get("location"), "/admin/");
   await fx.ts.server.storage.accounts.delete(HOST_A, "temp");
   assert.equal((await me("pw-2")).status, 401);
+  assert.equal((await browser.get("/admin/")).headers.get("location"), "/admin/login?error=expired", "the console session ends too");
 });
 
 test("login normalises the JID as XMPP does, and refuses full JIDs", async () => {
@@ -264,5 +267,23 @@ test("login normalises the JID as XMPP does, and refuses full JIDs", async () =>
   for (const h of ["a.localhost", "A.LOCALHOST", " a.localhost ", "a.localhost."]) {
     const r = await request(`${fx.base}/api/buddies?host=${encodeURIComponent(h)}`, { headers: boss });
     assert.equal(r.status, 403, h);
+  }
+});
+
+test("a session id chosen by someone else is never adopted: login always issues a new one", async () => {
+  const c = new FormClient(fx.base);
+  c.cookie = "comity_admin=chosen-by-the-attacker-0123456789abcdefghijklmnopq";
+  const r = await c.login(USERS.admin.jid, USERS.admin.password);
+  assert.equal(r.status, 303);
+  assert.notEqual(c.cookie, "comity_admin=chosen-by-the-attacker-0123456789abcdefghijklmnopq");
+  const fixed = await request(`${fx.base}/admin/`, { headers: { cookie: "comity_admin=chosen-by-the-attacker-0123456789abcdefghijklmnopq" } });
+  assert.equal(fixed.headers.get("location"), "/admin/login?error=expired");
+});
+
+test("/admin/style.css is one fixed text: no path reaches a file", async () => {
+  for (const path of ["/admin/style.css/../../../../etc/passwd", "/admin/..%2f..%2f..%2fetc%2fpasswd", "/admin/style.css%00.html", "/admin/%2e%2e/%2e%2e/etc/passwd", "/admin/style.css/"]) {
+    const r = await raw(path);
+    assert.ok([303, 404].includes(r.status), `${path}: ${r.status}`);
+    assert.doesNotMatch(r.text, /root:/);
   }
 });
