@@ -18,6 +18,7 @@ import carbons from "./carbons/mod.ts";
 import abuseReports from "./abuse-reports/mod.ts";
 import incidents from "./incidents/mod.ts";
 import federationPolicy from "./federation-policy/mod.ts";
+import muc from "./muc/mod.ts";
 
 /** Modules for one host (disco needs the host to read what the others registered). */
 export function builtinModules(host: Host): ModuleDefinition[] {
@@ -39,5 +40,6 @@ export function builtinModules(host: Host): ModuleDefinition[] {
     abuseReports,
     incidents,
     federationPolicy,
+    muc, // only when hosts[].muc is set: a chat service on its own domain (XEP-0045)
   ];
 }

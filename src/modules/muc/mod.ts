@@ -1,0 +1,37 @@
+// XEP-0045: Multi-User Chat <https://xmpp.org/extensions/xep-0045.html> on a domain of its own (hosts[].muc),
+// registered as a component of its host so that local and remote users reach it alike; with XEP-0410 self-ping
+// answered by the room. See README.md for what is implemented and what is not.
+import { defineModule, type ModuleContext } from "../../core/module-api.ts";
+import { MucService } from "./service.ts";
+
+function setup(ctx: ModuleContext): void {
+  const cfg = ctx.hostConfig.muc;
+  if (!cfg) return;
+  const service = new MucService({
+    domain: cfg.domain,
+    host: ctx.host,
+    name: cfg.name,
+    create: cfg.create,
+    maxRooms: cfg.max_rooms,
+    limits: { maxOccupants: cfg.max_occupants, maxHistory: cfg.max_history },
+    send: (stanza) => ctx.send(stanza),
+    isHostAdmin: (jid) => ctx.isAdmin(jid),
+  });
+  ctx.addComponent(cfg.domain, (stanza, from, to) => service.handle(stanza, from, to));
+  ctx.addDiscoItem({ jid: cfg.domain, name: cfg.name }); // XEP-0045 §6.1: found through the host's disco#items
+  // The presence module sends unavailable presence to every room a session entered when it ends; this also covers
+  // a session that ends in the middle of that (idempotent: a second leave finds nobody).
+  ctx.hook("session/ended", ({ session }) => {
+    service.sessionEnded(session.jid);
+  });
+  ctx.hook("server/stopping", () => {
+    service.shutdown();
+  });
+  ctx.log.info({ domain: cfg.domain }, "multi-user chat service ready");
+}
+
+export default defineModule({
+  name: "muc",
+  protocol: [{ xep: 45, version: "1.35" }, { xep: 410, version: "1.1" }],
+  setup,
+});

@@ -1,0 +1,14 @@
+// XEP-0045: Multi-User Chat <https://xmpp.org/extensions/xep-0045.html> §19.1 (namespaces), §19.2 (features), with
+// XEP-0203 delayed delivery and XEP-0410 self-ping: the names this module uses, in one place.
+export const NS_MUC = "http://jabber.org/protocol/muc";
+export const NS_MUC_USER = "http://jabber.org/protocol/muc#user";
+export const NS_MUC_ADMIN = "http://jabber.org/protocol/muc#admin";
+export const NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner";
+export const NS_MUC_ROOMCONFIG = "http://jabber.org/protocol/muc#roomconfig";
+export const NS_MUC_ROOMINFO = "http://jabber.org/protocol/muc#roominfo";
+/** The room reflects the sender's message id (XEP-0045 §7.4, since 1.31). */
+export const NS_MUC_STABLE_ID = "http://jabber.org/protocol/muc#stable_id";
+/** XEP-0410: the room answers an occupant's ping to its own occupant JID itself. */
+export const NS_MUC_SELF_PING = "http://jabber.org/protocol/muc#self-ping-optimization";
+export const NS_DELAY = "urn:xmpp:delay";
+export const NS_VCARD = "vcard-temp";
