@@ -98,7 +98,8 @@ export class Peer {
   /** Round trip to the server: anything routed to this client before has arrived. */
   async sync(): Promise<void> {
     const id = `s${++this.#seq}`;
-    this.send(`<iq type='get' id='${id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    const domain = this.jid.replace(/^[^@]*@/, "").replace(/\/.*$/, "");
+    this.send(`<iq type='get' id='${id}' to='${domain}'><ping xmlns='urn:xmpp:ping'/></iq>`);
     await this.client.waitFor(new RegExp(`id='${id}'`));
   }
 
