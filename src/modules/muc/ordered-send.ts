@@ -1,9 +1,10 @@
 // The room's stanzas to one recipient must arrive in the order XEP-0045 §7.1 gives (presence of the others, own
 // presence, history, subject). The router may wait on hooks for a presence where it delivers a message at once, so
 // a stanza for a recipient is routed only after the previous one for that recipient has been.
+import type { Element } from "../../xml/element.ts";
 
 /** Routes a stanza; a promise (never rejected) when routing had to wait. */
-export type Send = (stanza: import("../../xml/element.ts").Element) => void | Promise<void>;
+export type Send = (stanza: Element) => void | Promise<void>;
 
 /** Wrap `send` so that stanzas to the same `to` are routed one after the other; others are not held up. */
 export function orderedSend(send: Send): Send {
