@@ -17,13 +17,23 @@ const IM_PAYLOADS: ReadonlySet<string> = new Set([
   "urn:xmpp:chat-markers:0",
 ]);
 
-/** §6.1: whether a message is one a user's other clients need to see. */
-export function eligible(stanza: Element): boolean {
+const NS_MUC_USER = "http://jabber.org/protocol/muc#user";
+const NS_DIRECT_INVITE = "jabber:x:conference";
+
+/**
+ * §6.1: whether a message is one a user's other clients need to see. MUC rules (§6.1, XEP-0045 §7.5): an invitation
+ * (mediated or direct) is copied; a private message from a room occupant is not (the room already delivers it to
+ * every joined client of the user), one sent to an occupant is.
+ */
+export function eligible(stanza: Element, direction: "received" | "sent"): boolean {
   const type = stanza.attrs["type"] ?? "normal";
   if (type === "groupchat" || type === "headline" || type === "error") return false;
   if (stanza.getChild("private", NS_CARBONS) || stanza.getChild("no-copy", NS_HINTS)) return false;
   // A copy of a copy is never made (a client forwarding carbons by mistake must not loop).
   if (stanza.getChild("received", NS_CARBONS) || stanza.getChild("sent", NS_CARBONS)) return false;
+  const mucUser = stanza.getChild("x", NS_MUC_USER);
+  if (mucUser?.getChild("invite") || stanza.getChild("x", NS_DIRECT_INVITE)) return true;
+  if (mucUser && direction === "received") return false;
   if (type === "chat") return true;
   if (stanza.getChild("body")) return true;
   return stanza.elements.some((c) => IM_PAYLOADS.has(c.xmlns));
@@ -69,13 +79,13 @@ function setup(ctx: ModuleContext): void {
 
   // §7: a message arriving for one of the user's full JIDs is copied to the user's other enabled resources.
   const arrivedFull = ({ stanza, to }: StanzaEvent): undefined => {
-    if (enabled.size === 0 || !to || to.domain !== host || !eligible(stanza)) return;
+    if (enabled.size === 0 || !to || to.domain !== host || !eligible(stanza, "received")) return;
     fanOut("received", stanza, to, (s) => s.jid.resource === to.resource);
   };
   // §7 for a bare JID: the router delivers to the available resources of highest non-negative priority (RFC 6121
   // §8.5.2.1.1); the enabled resources that will not get it get a copy. No available resource: it goes offline, no copy.
   const arrivedBare = ({ stanza, to }: StanzaEvent): undefined => {
-    if (enabled.size === 0 || !to || to.domain !== host || !eligible(stanza)) return;
+    if (enabled.size === 0 || !to || to.domain !== host || !eligible(stanza, "received")) return;
     let best: number | undefined;
     for (const s of ctx.sessions.ofBare(to.bareString()).values()) if (s.available && s.priority >= 0 && (best === undefined || s.priority > best)) best = s.priority;
     if (best === undefined) return;
@@ -87,7 +97,7 @@ function setup(ctx: ModuleContext): void {
       stanza.children = stanza.children.filter((c) => !(typeof c !== "string" && c.name === "private" && c.xmlns === NS_CARBONS));
       return;
     }
-    if (enabled.size === 0 || from.domain !== host || !to || to.bare.equals(from.bare) || !eligible(stanza)) return;
+    if (enabled.size === 0 || from.domain !== host || !to || to.bare.equals(from.bare) || !eligible(stanza, "sent")) return;
     fanOut("sent", stanza, from, (s) => s.jid.resource === from.resource);
   };
   // Low priority: after blocking and policy hooks have had their say, so only messages that go on are copied.
