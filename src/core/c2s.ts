@@ -262,7 +262,7 @@ export class C2sSession implements LocalSession {
       return this.#saslFailed({ kind: "failure", condition: "not-authorized" });
     }
     this.#username = username;
-    this.#deps.throttle.success(c.remoteAddress);
+    this.#deps.throttle.success(c.remoteAddress, step.username);
     c.ignoreRest();
     c.send(new Element("success", NS_SASL, {}, step.data && step.data.length > 0 ? [step.data.toString("base64")] : []));
     c.restart();
@@ -277,7 +277,7 @@ export class C2sSession implements LocalSession {
     // back) say nothing about the password: they neither count as attempts nor slow the address down.
     const negotiation = step.text === "channel-binding-not-supported" || step.text === "server-does-support-channel-binding";
     if (!negotiation) this.#failures++;
-    const delay = negotiation ? 0 : this.#deps.throttle.failure(c.remoteAddress);
+    const delay = negotiation ? 0 : this.#deps.throttle.failure(c.remoteAddress, { user: step.username });
     this.#log.info({ remote: c.remoteAddress, condition: step.condition, failures: this.#failures }, "c2s authentication failed");
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     if (c.closing) return;

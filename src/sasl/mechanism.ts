@@ -22,7 +22,8 @@ export type SaslStep =
   | { kind: "challenge"; data: Buffer }
   /** `username` is the authcid exactly as the client sent it (SCRAM escapes decoded); the caller prepares it as a localpart. */
   | { kind: "success"; username: string; data?: Buffer }
-  | { kind: "failure"; condition: SaslFailure; text?: string };
+  /** `username`: the authcid the failed attempt was for, when the exchange got that far (for per-account throttling). */
+  | { kind: "failure"; condition: SaslFailure; text?: string; username?: string };
 
 /** What a mechanism needs from the connection and the account store. */
 export interface SaslContext {

@@ -57,7 +57,7 @@ export function createPlain(ctx: SaslContext): SaslMechanism {
     } catch {
       return fail("temporary-auth-failure");
     }
-    if (!verify(stored, username, password, ctx.iterations ?? DEFAULT_ITERATIONS)) return fail("not-authorized");
+    if (!verify(stored, username, password, ctx.iterations ?? DEFAULT_ITERATIONS)) return { kind: "failure", condition: "not-authorized", username };
     if (!authzidOk(ctx, authzid, username)) return fail("invalid-authzid");
     return { kind: "success", username };
   }

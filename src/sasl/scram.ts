@@ -185,7 +185,7 @@ export function createScram(ctx: SaslContext, opts: ScramOptions): SaslMechanism
     const clientKey = Buffer.alloc(clientSignature.length);
     for (let i = 0; i < clientKey.length; i++) clientKey[i] = msg.proof[i]! ^ clientSignature[i]!;
     const proofOk = constantTimeEqual(digest(hash, clientKey), storedKey);
-    if (!proofOk || !known) return fail("not-authorized");
+    if (!proofOk || !known) return { kind: "failure", condition: "not-authorized", username: f.username };
     if (!authzidOk(ctx, f.authzid, f.username)) return fail("invalid-authzid");
     const serverSignature = hmac(hash, Buffer.from(c.serverKey, "base64"), authMessage);
     return { kind: "success", username: f.username, data: Buffer.from(`v=${serverSignature.toString("base64")}`, "utf8") };

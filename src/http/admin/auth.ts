@@ -4,7 +4,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { isIP } from "node:net";
-import { AuthThrottle } from "../../core/auth-throttle.ts";
+import { AuthThrottle, networkOf } from "../../core/auth-throttle.ts";
 import { checkPassword } from "../../sasl/plain.ts";
 import type { StoredCredentials } from "../../storage/types.ts";
 import { tryParseJid, type Jid } from "../../xmpp/jid.ts";
@@ -92,10 +92,11 @@ export class AdminAuth {
   async login(req: IncomingMessage, jidText: string, password: string): Promise<LoginResult> {
     const address = this.address(req);
     const now = Date.now();
-    const until = this.#blockedUntil.get(address);
+    const network = networkOf(address);
+    const until = this.#blockedUntil.get(network);
     if (until !== undefined) {
       if (until > now) return { ok: false, reason: "throttled", retryAfterS: Math.max(1, Math.ceil((until - now) / 1000)) };
-      this.#blockedUntil.delete(address);
+      this.#blockedUntil.delete(network);
     }
     const jid = tryParseJid(jidText.trim());
     const account = jid !== undefined && jid.local !== "" && jid.resource === "" && this.#deps.hosts.has(jid.domain)
@@ -111,12 +112,12 @@ export class AdminAuth {
       ok = password !== "" && checkPassword(creds, jid?.local ?? "unknown", password, this.#deps.config.auth.scram_iterations) && creds !== undefined;
     }
     if (!ok || jid === undefined) {
-      const delay = this.#throttle.failure(address, now);
-      if (delay > 0) this.#block(address, now + delay);
+      const delay = this.#throttle.failure(address, { user: jid?.bareString() ?? jidText.slice(0, 100), now });
+      if (delay > 0) this.#block(network, now + delay);
       this.#deps.log.info({ remote: address, jid: jidText.slice(0, 100) }, "admin http: authentication failed");
       return { ok: false, reason: "credentials" };
     }
-    this.#throttle.success(address);
+    this.#throttle.success(address, jid.bareString());
     const bare = jid.bareString();
     // Remembered for accounts that administer nothing too: a right password is a success for the throttle, so
     // otherwise any account holder could make the server run the key derivation, which blocks its event loop,
@@ -163,11 +164,12 @@ export class AdminAuth {
     return timingSafeEqual(v.mac, this.#mac(password));
   }
 
-  #block(address: string, until: number): void {
+  /** Refuse a network (networkOf: an IPv4 address or an IPv6 /64) until a time. */
+  #block(network: string, until: number): void {
     if (this.#blockedUntil.size >= MAX_BLOCKED) {
       const now = Date.now();
       for (const [a, t] of this.#blockedUntil) if (t <= now) this.#blockedUntil.delete(a);
     }
-    this.#blockedUntil.set(address, until);
+    this.#blockedUntil.set(network, until);
   }
 }
