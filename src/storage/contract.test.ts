@@ -592,6 +592,111 @@ for (const factory of selectedFactories()) {
       });
     });
 
+    describe("archive", () => {
+      const msg = (n: number, withJid = "juliet@capulet.lit", direction: "in" | "out" = "in") => ({
+        with: withJid, direction, stanza: `<message n='${n}'><body>${n}</body></message>`, timestamp: 1_000 + n,
+      });
+      const ns = (page: { items: { stanza: string }[] } | undefined) => page?.items.map((m) => Number(/n='(\d+)'/.exec(m.stanza)?.[1]));
+
+      it("appends with increasing opaque ids and pages forward", async () => {
+        const ids: string[] = [];
+        for (let i = 0; i < 5; i++) ids.push(await s.archive.append(H, "romeo", msg(i)));
+        assert.equal(new Set(ids).size, 5);
+        for (const id of ids) assert.equal(typeof id, "string");
+        const p1 = await s.archive.query(H, "romeo", { max: 2 });
+        assert.deepEqual(ns(p1), [0, 1]);
+        assert.equal(p1?.first, ids[0]);
+        assert.equal(p1?.last, ids[1]);
+        assert.equal(p1?.complete, false);
+        assert.equal(p1?.count, 5);
+        assert.deepEqual(p1?.items[0], { id: ids[0], ...msg(0) });
+        const p2 = await s.archive.query(H, "romeo", { max: 2, after: p1!.last! });
+        assert.deepEqual(ns(p2), [2, 3]);
+        const p3 = await s.archive.query(H, "romeo", { max: 2, after: p2!.last! });
+        assert.deepEqual(ns(p3), [4]);
+        assert.equal(p3?.complete, true);
+        const p4 = await s.archive.query(H, "romeo", { max: 2, after: p3!.last! });
+        assert.deepEqual(ns(p4), []);
+        assert.equal(p4?.first, undefined);
+        assert.equal(p4?.complete, true);
+      });
+
+      it("pages backward from the end and before an id", async () => {
+        const ids: string[] = [];
+        for (let i = 0; i < 5; i++) ids.push(await s.archive.append(H, "romeo", msg(i)));
+        const last = await s.archive.query(H, "romeo", { max: 2, before: "" });
+        assert.deepEqual(ns(last), [3, 4]);
+        assert.equal(last?.complete, false);
+        const prev = await s.archive.query(H, "romeo", { max: 2, before: last!.first! });
+        assert.deepEqual(ns(prev), [1, 2]);
+        const first = await s.archive.query(H, "romeo", { max: 2, before: prev!.first! });
+        assert.deepEqual(ns(first), [0]);
+        assert.equal(first?.complete, true);
+        const all = await s.archive.query(H, "romeo", { max: 10, before: "" });
+        assert.deepEqual(ns(all), [0, 1, 2, 3, 4]);
+        assert.equal(all?.complete, true);
+        const none = await s.archive.query(H, "romeo", { max: 0 });
+        assert.deepEqual(ns(none), []);
+        assert.equal(none?.count, 5);
+      });
+
+      it("filters by with, start and end, per user and host", async () => {
+        await s.archive.append(H, "romeo", msg(0));
+        await s.archive.append(H, "romeo", msg(1, "nurse@capulet.lit", "out"));
+        await s.archive.append(H, "romeo", msg(2));
+        await s.archive.append(H, "romeo", msg(3));
+        await s.archive.append(H, "juliet", msg(4));
+        await s.archive.append(H2, "romeo", msg(5));
+        assert.deepEqual(ns(await s.archive.query(H, "romeo", { max: 10, with: "juliet@capulet.lit" })), [0, 2, 3]);
+        assert.deepEqual(ns(await s.archive.query(H, "romeo", { max: 10, with: "nurse@capulet.lit" })), [1]);
+        assert.deepEqual(ns(await s.archive.query(H, "romeo", { max: 10, start: 1_001, end: 1_002 })), [1, 2]);
+        const filtered = await s.archive.query(H, "romeo", { max: 1, with: "juliet@capulet.lit", start: 1_001 });
+        assert.deepEqual(ns(filtered), [2]);
+        assert.equal(filtered?.count, 2);
+        assert.equal(filtered?.complete, false);
+        assert.deepEqual(ns(await s.archive.query(H, "juliet", { max: 10 })), [4]);
+        assert.deepEqual(ns(await s.archive.query(H2, "romeo", { max: 10 })), [5]);
+      });
+
+      it("answers undefined for an id that is not in the user's archive", async () => {
+        const mine = await s.archive.append(H, "romeo", msg(0));
+        const theirs = await s.archive.append(H, "juliet", msg(1));
+        assert.equal(await s.archive.query(H, "romeo", { max: 5, after: theirs }), undefined);
+        assert.equal(await s.archive.query(H, "romeo", { max: 5, before: "nonsense" }), undefined);
+        assert.equal(await s.archive.query(H, "romeo", { max: 5, after: "999999999" }), undefined);
+        assert.deepEqual(ns(await s.archive.query(H, "romeo", { max: 5, after: mine })), []);
+      });
+
+      it("trims to the newest messages and by age, and clears", async () => {
+        for (let i = 0; i < 6; i++) await s.archive.append(H, "romeo", msg(i));
+        await s.archive.append(H, "juliet", msg(9));
+        assert.equal(await s.archive.trim(H, "romeo", { keep: 4 }), 2);
+        assert.deepEqual(ns(await s.archive.query(H, "romeo", { max: 10 })), [2, 3, 4, 5]);
+        assert.equal(await s.archive.trim(H, "romeo", { keep: 10 }), 0);
+        assert.equal(await s.archive.trim(H, "romeo", { before: 1_004 }), 2);
+        assert.deepEqual(ns(await s.archive.query(H, "romeo", { max: 10 })), [4, 5]);
+        await s.archive.clear(H, "romeo");
+        assert.equal((await s.archive.query(H, "romeo", { max: 10 }))?.count, 0);
+        assert.equal((await s.archive.query(H, "juliet", { max: 10 }))?.count, 1);
+      });
+
+      it("is removed with the account", async () => {
+        assert.equal(await s.accounts.create(H, "romeo", creds("r")), true);
+        await s.archive.append(H, "romeo", msg(0));
+        await s.archive.append(H, "juliet", msg(1));
+        assert.equal(await s.accounts.delete(H, "romeo"), true);
+        assert.equal((await s.archive.query(H, "romeo", { max: 10 }))?.count, 0);
+        assert.equal((await s.archive.query(H, "juliet", { max: 10 }))?.count, 1);
+      });
+
+      it("rejects bad input", async () => {
+        await rejectsWithCode(s.archive.append(H, "romeo", { ...msg(0), direction: "sideways" as "in" }), "COMITY_ERR_STORAGE_INVALID");
+        await rejectsWithCode(s.archive.append(H, "romeo", { ...msg(0), timestamp: Number.NaN }), "COMITY_ERR_STORAGE_INVALID");
+        await rejectsWithCode(s.archive.query(H, "romeo", { max: -1 }), "COMITY_ERR_STORAGE_INVALID");
+        await rejectsWithCode(s.archive.trim(H, "romeo", { keep: 1.5 }), "COMITY_ERR_STORAGE_INVALID");
+      });
+    });
+
     describe("server roster", () => {
       const P = "prosody.example";
       /** A fresh entry for `peer` with the fields a case does not care about. */

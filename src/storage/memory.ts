@@ -18,6 +18,7 @@ import type {
   Storage,
   StoredCredentials,
 } from "./types.ts";
+import { memoryArchiveStore } from "./archive.ts";
 import { assertAudit, assertServerRosterEntry, auditLimit, copyServerRosterEntry } from "./server-roster.ts";
 
 /** NUL cannot appear in a JID part, so it separates the parts of a map key without ambiguity. */
@@ -56,6 +57,7 @@ export function createMemoryStorage(): Storage {
   /** Ids are never reused, like SQLite's AUTOINCREMENT. */
   let nextOfflineId = 1;
   let closed = false;
+  const archive = memoryArchiveStore(() => live());
 
   const live = (): void => {
     if (closed) throw new StorageError("COMITY_ERR_STORAGE_CLOSED", "memory storage is closed");
@@ -117,6 +119,7 @@ export function createMemoryStorage(): Storage {
       if (roster !== undefined && roster.version > 0) rosters.set(owner, { version: roster.version + 1, items: new Map(), pendingIn: new Map() });
       else rosters.delete(owner);
       offline.delete(owner);
+      archive.drop(owner);
       return true;
     },
     async list(host) {
@@ -313,6 +316,12 @@ export function createMemoryStorage(): Storage {
     offline: offlineStore,
     serverRoster: serverRosterStore,
     ...memoryIncidentStores(live),
+    archive: {
+      append: (host, username, m) => archive.append(host, username, m),
+      query: (host, username, q) => archive.query(host, username, q),
+      trim: (host, username, opts) => archive.trim(host, username, opts),
+      clear: (host, username) => archive.clear(host, username),
+    },
     keyval(name) {
       assertStoreName(name);
       let kv = keyvals.get(name);

@@ -229,6 +229,60 @@ export interface AbuseReportStore {
   counts(host: string): Promise<{ account: string; count: number; last: number }[]>;
 }
 
+/** One archived message of a user's archive (XEP-0313). */
+export interface ArchivedMessage {
+  /** Opaque, stable id; ids of one archive sort by insertion in query results. */
+  id: string;
+  /** The other party's bare JID. */
+  with: string;
+  /** "in": the user received it; "out": the user sent it. */
+  direction: "in" | "out";
+  /** Serialised stanza. */
+  stanza: string;
+  /** When it was archived, ms since the epoch. */
+  timestamp: number;
+}
+
+/** Filters and paging of an archive query (XEP-0313 §4, XEP-0059 RSM). */
+export interface ArchiveQuery {
+  /** Only messages with this bare JID. */
+  with?: string;
+  /** Only messages archived at or after / at or before this time (ms since the epoch). */
+  start?: number;
+  end?: number;
+  /** The page after this id (oldest first). */
+  after?: string;
+  /** The page before this id; "" means the last page. */
+  before?: string;
+  /** Most items in the page (0: count only). */
+  max: number;
+}
+
+/** One page of an archive query. */
+export interface ArchivePage {
+  /** Oldest first. */
+  items: ArchivedMessage[];
+  /** Ids of the first and last item of the page (undefined for an empty page). */
+  first: string | undefined;
+  last: string | undefined;
+  /** True when no item matching the filters lies beyond this page in the direction of paging. */
+  complete: boolean;
+  /** How many messages match the filters (ignoring after/before). */
+  count: number;
+}
+
+/** Per-user message archives (XEP-0313 Message Archive Management). */
+export interface ArchiveStore {
+  /** Append a message; resolves to its id. */
+  append(host: string, username: string, message: Omit<ArchivedMessage, "id">): Promise<string>;
+  /** One page; resolves undefined when `after`/`before` names an id that is not in this user's archive. */
+  query(host: string, username: string, query: ArchiveQuery): Promise<ArchivePage | undefined>;
+  /** Remove the oldest messages beyond `keep` newest, and (with `before`) every message older than that time; resolves to how many were removed. */
+  trim(host: string, username: string, opts: { keep?: number; before?: number }): Promise<number>;
+  /** Remove the user's whole archive (also done by AccountStore.delete). */
+  clear(host: string, username: string): Promise<void>;
+}
+
 /** The storage root handed to the server and modules. */
 export interface Storage {
   readonly kind: "sqlite" | "postgres" | "memory";
@@ -239,6 +293,8 @@ export interface Storage {
   /** XEP-0268 incidents and XEP-0377 abuse reports (docs/trust-uses.md). */
   readonly incidents: IncidentStore;
   readonly abuseReports: AbuseReportStore;
+  /** XEP-0313 message archives. */
+  readonly archive: ArchiveStore;
   /** Named key/value store, e.g. storage.keyval("private"). */
   keyval(name: string): KeyValueStore;
   close(): Promise<void>;

@@ -2,7 +2,10 @@
 // Same answers as the SQLite store (../sqlite/store.ts) for every method: the contract suite runs both.
 import pg from "pg";
 import { assertIds, assertKeyvalValue, assertOfflinePush, assertRosterItem, assertStoreName, StorageError } from "../errors.ts";
+import { archiveSeq, assertArchiveMessage, assertArchiveQuery, assertArchiveTrim } from "../archive.ts";
 import type {
+  ArchivedMessage,
+  ArchiveStore,
   AbuseReport,
   AbuseReportStore,
   Account,
@@ -429,6 +432,7 @@ const Q = {
   retireUserRosterVersion: named("retire_user_roster_version", "UPDATE roster_versions SET version = version + 1 WHERE host = $1 AND username = $2"),
   deleteUserPendingIn: named("delete_user_pending_in", "DELETE FROM roster_pending_in WHERE host = $1 AND username = $2"),
   deleteUserOffline: named("delete_user_offline", "DELETE FROM offline_messages WHERE host = $1 AND username = $2"),
+  deleteUserArchive: named("delete_user_archive", "DELETE FROM archive_messages WHERE host = $1 AND username = $2"),
   listAccounts: named("list_accounts", "SELECT username FROM accounts WHERE host = $1 ORDER BY username"),
   countAccounts: named("count_accounts", "SELECT count(*) AS n FROM accounts WHERE host = $1"),
   kvGet: named("kv_get", "SELECT value FROM keyval WHERE store = $1 AND host = $2 AND username = $3 AND key = $4"),
@@ -520,6 +524,7 @@ class PostgresStorage implements Storage {
   readonly serverRoster: ServerRosterStore;
   readonly incidents: IncidentStore;
   readonly abuseReports: AbuseReportStore;
+  readonly archive: ArchiveStore;
   readonly #db: Db;
   readonly #keyvals = new Map<string, KeyValueStore>();
 
@@ -530,6 +535,7 @@ class PostgresStorage implements Storage {
     this.offline = pgOffline(db);
     this.serverRoster = pgServerRoster(db);
     ({ incidents: this.incidents, abuseReports: this.abuseReports } = pgIncidentStores(db));
+    this.archive = pgArchive(db);
   }
 
   keyval(name: string): KeyValueStore {
@@ -594,7 +600,7 @@ function pgAccounts(db: Db): AccountStore {
     async delete(host, username) {
       return db.tx(async (c) => {
         if ((await c.query(Q.deleteAccount([host, username]))).rowCount === 0) return false;
-        for (const q of [Q.deleteUserKeyval, Q.deleteUserRoster, Q.retireUserRosterVersion, Q.deleteUserPendingIn, Q.deleteUserOffline]) {
+        for (const q of [Q.deleteUserKeyval, Q.deleteUserRoster, Q.retireUserRosterVersion, Q.deleteUserPendingIn, Q.deleteUserOffline, Q.deleteUserArchive]) {
           await c.query(q([host, username]));
         }
         return true;
@@ -850,6 +856,85 @@ function pgIncidentStores(db: Db): { incidents: IncidentStore; abuseReports: Abu
       async counts(host) {
         return (await db.query<{ account: string; count: number; last: number }>(st.counts([host]))).rows;
       },
+    },
+  };
+}
+
+interface ArchiveRow {
+  id: number;
+  with_jid: string;
+  direction: "in" | "out";
+  stanza: string;
+  stamp: number;
+}
+
+/** XEP-0313 user archives (migration 5). */
+function pgArchive(db: Db): ArchiveStore {
+  const FILTER =
+    "host = $1 AND username = $2 AND ($3::text IS NULL OR with_jid = $3::text) AND ($4::float8 IS NULL OR stamp >= $4::float8) " +
+    "AND ($5::float8 IS NULL OR stamp <= $5::float8)";
+  const COLS = "id, with_jid, direction, stanza, stamp";
+  const A = {
+    insert: named(
+      "archive_insert",
+      "INSERT INTO archive_messages (host, username, with_jid, direction, stanza, stamp) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    ),
+    exists: named("archive_exists", "SELECT 1 AS one FROM archive_messages WHERE host = $1 AND username = $2 AND id = $3"),
+    forward: named("archive_forward", `SELECT ${COLS} FROM archive_messages WHERE ${FILTER} AND id > $6 ORDER BY id LIMIT $7`),
+    backward: named("archive_backward", `SELECT ${COLS} FROM archive_messages WHERE ${FILTER} AND id < $6 ORDER BY id DESC LIMIT $7`),
+    count: named("archive_count", `SELECT count(*) AS n FROM archive_messages WHERE ${FILTER}`),
+    trimKeep: named(
+      "archive_trim_keep",
+      "DELETE FROM archive_messages WHERE host = $1 AND username = $2 AND id <= " +
+        "(SELECT id FROM archive_messages WHERE host = $1 AND username = $2 ORDER BY id DESC LIMIT 1 OFFSET $3)",
+    ),
+    trimBefore: named("archive_trim_before", "DELETE FROM archive_messages WHERE host = $1 AND username = $2 AND stamp < $3"),
+    clear: named("archive_clear", "DELETE FROM archive_messages WHERE host = $1 AND username = $2"),
+  };
+  const toMessage = (r: ArchiveRow): ArchivedMessage => ({ id: String(r.id), with: r.with_jid, direction: r.direction, stanza: r.stanza, timestamp: r.stamp });
+  return {
+    async append(host, username, m) {
+      db.live();
+      assertArchiveMessage(m);
+      const rows = (await db.query<{ id: number }>(A.insert([host, username, m.with, m.direction, m.stanza, m.timestamp]))).rows;
+      return String(rows[0]!.id);
+    },
+    async query(host, username, q) {
+      db.live();
+      assertArchiveQuery(q);
+      return db.tx(async (c) => {
+        const anchorId = q.after ?? (q.before === "" ? undefined : q.before);
+        let anchor: number | undefined;
+        if (anchorId !== undefined) {
+          anchor = archiveSeq(anchorId);
+          if (anchor === undefined || (await c.query(A.exists([host, username, anchor]))).rowCount === 0) return undefined;
+        }
+        const filter = [host, username, q.with ?? null, q.start ?? null, q.end ?? null];
+        const lim = q.max + 1;
+        const backward = q.before !== undefined;
+        let rows = backward
+          ? (await c.query<ArchiveRow>(A.backward([...filter, anchor ?? Number.MAX_SAFE_INTEGER, lim]))).rows.reverse()
+          : (await c.query<ArchiveRow>(A.forward([...filter, anchor ?? 0, lim]))).rows;
+        const complete = rows.length <= q.max;
+        if (!complete) rows = backward ? rows.slice(1) : rows.slice(0, q.max);
+        const items = rows.map(toMessage);
+        const count = (await c.query<{ n: number }>(A.count(filter))).rows[0]?.n ?? 0;
+        return { items, first: items[0]?.id, last: items.at(-1)?.id, complete, count };
+      });
+    },
+    async trim(host, username, opts) {
+      db.live();
+      assertArchiveTrim(opts);
+      return db.tx(async (c) => {
+        let removed = 0;
+        if (opts.before !== undefined) removed += (await c.query(A.trimBefore([host, username, opts.before]))).rowCount ?? 0;
+        if (opts.keep !== undefined) removed += (await c.query(A.trimKeep([host, username, opts.keep]))).rowCount ?? 0;
+        return removed;
+      });
+    },
+    async clear(host, username) {
+      db.live();
+      await db.query(A.clear([host, username]));
     },
   };
 }

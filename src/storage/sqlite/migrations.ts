@@ -164,6 +164,25 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX abuse_reports_by_account ON abuse_reports (host, account, id);
     `,
   },
+  {
+    id: 5,
+    name: "message-archive",
+    sql: `
+      -- XEP-0313 user archives: one row per archived message per user. The id is the message's archive id
+      -- (handed to clients as a decimal string); AUTOINCREMENT keeps ids increasing and never reused.
+      CREATE TABLE archive_messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        host TEXT NOT NULL,
+        username TEXT NOT NULL,
+        with_jid TEXT NOT NULL,
+        direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        stanza TEXT NOT NULL,
+        stamp INTEGER NOT NULL
+      );
+      CREATE INDEX archive_messages_by_user ON archive_messages (host, username, id);
+      CREATE INDEX archive_messages_by_with ON archive_messages (host, username, with_jid, id);
+    `,
+  },
 ];
 
 /** The newest schema version this code can read and write. */

@@ -2,7 +2,10 @@
 import { closeSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import { assertIds, assertKeyvalValue, assertOfflinePush, assertRosterItem, assertStoreName, StorageError } from "../errors.ts";
+import { archiveSeq, assertArchiveMessage, assertArchiveQuery, assertArchiveTrim } from "../archive.ts";
 import type {
+  ArchivedMessage,
+  ArchiveStore,
   AbuseReport,
   AbuseReportStore,
   IncidentRecord,
@@ -183,6 +186,7 @@ function prepareStatements(db: Db) {
     retireUserRosterVersion: db.prepare<Owner>("UPDATE roster_versions SET version = version + 1 WHERE host = ? AND username = ?"),
     deleteUserPendingIn: db.prepare<Owner>("DELETE FROM roster_pending_in WHERE host = ? AND username = ?"),
     deleteUserOffline: db.prepare<Owner>("DELETE FROM offline_messages WHERE host = ? AND username = ?"),
+    deleteUserArchive: db.prepare<Owner>("DELETE FROM archive_messages WHERE host = ? AND username = ?"),
     listAccounts: db.prepare<[string], string>("SELECT username FROM accounts WHERE host = ? ORDER BY username").pluck(),
     countAccounts: db.prepare<[string], number>("SELECT count(*) FROM accounts WHERE host = ?").pluck(),
     kvGet: db.prepare<[string, string, string, string], string>("SELECT value FROM keyval WHERE store = ? AND host = ? AND username = ? AND key = ?").pluck(),
@@ -258,6 +262,7 @@ class SqliteStorage implements Storage {
   readonly serverRoster: ServerRosterStore;
   readonly incidents: IncidentStore;
   readonly abuseReports: AbuseReportStore;
+  readonly archive: ArchiveStore;
   readonly #db: Db;
   readonly #keyvals = new Map<string, KeyValueStore>();
   /** The cached statements, or a StorageError once closed (better-sqlite3's own error would be a TypeError). */
@@ -276,6 +281,7 @@ class SqliteStorage implements Storage {
     this.offline = sqliteOffline(db, this.#live);
     this.serverRoster = sqliteServerRoster(db, this.#live);
     ({ incidents: this.incidents, abuseReports: this.abuseReports } = sqliteIncidentStores(db, this.#live));
+    this.archive = sqliteArchive(db, this.#live);
   }
 
   keyval(name: string): KeyValueStore {
@@ -320,6 +326,7 @@ function sqliteAccounts(db: Db, live: () => Statements): AccountStore {
     st.retireUserRosterVersion.run(host, username);
     st.deleteUserPendingIn.run(host, username);
     st.deleteUserOffline.run(host, username);
+    st.deleteUserArchive.run(host, username);
     return true;
   });
 
@@ -616,6 +623,84 @@ function sqliteIncidentStores(db: Db, live: () => unknown): { incidents: Inciden
         live();
         return st.counts.all(host);
       },
+    },
+  };
+}
+
+interface ArchiveRow {
+  id: number;
+  with_jid: string;
+  direction: "in" | "out";
+  stanza: string;
+  stamp: number;
+}
+
+/** XEP-0313 user archives (migration 5). */
+function sqliteArchive(db: Db, live: () => unknown): ArchiveStore {
+  const FILTER =
+    "host = @host AND username = @user AND (@with IS NULL OR with_jid = @with) AND (@start IS NULL OR stamp >= @start) AND (@end IS NULL OR stamp <= @end)";
+  const COLS = "id, with_jid, direction, stanza, stamp";
+  type Params = { host: string; user: string; with: string | null; start: number | null; end: number | null; anchor: number; lim: number };
+  const st = {
+    insert: db.prepare<[string, string, string, string, string, number], { id: number }>(
+      "INSERT INTO archive_messages (host, username, with_jid, direction, stanza, stamp) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    ),
+    exists: db.prepare<[string, string, number], number>("SELECT 1 FROM archive_messages WHERE host = ? AND username = ? AND id = ?").pluck(),
+    forward: db.prepare<Params, ArchiveRow>(`SELECT ${COLS} FROM archive_messages WHERE ${FILTER} AND id > @anchor ORDER BY id LIMIT @lim`),
+    backward: db.prepare<Params, ArchiveRow>(`SELECT ${COLS} FROM archive_messages WHERE ${FILTER} AND id < @anchor ORDER BY id DESC LIMIT @lim`),
+    count: db.prepare<Omit<Params, "anchor" | "lim">, number>(`SELECT count(*) FROM archive_messages WHERE ${FILTER}`).pluck(),
+    trimKeep: db.prepare<[string, string, string, string, number]>(
+      "DELETE FROM archive_messages WHERE host = ? AND username = ? AND id <= " +
+        "(SELECT id FROM archive_messages WHERE host = ? AND username = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+    ),
+    trimBefore: db.prepare<[string, string, number]>("DELETE FROM archive_messages WHERE host = ? AND username = ? AND stamp < ?"),
+    clear: db.prepare<[string, string]>("DELETE FROM archive_messages WHERE host = ? AND username = ?"),
+  };
+  const toMessage = (r: ArchiveRow): ArchivedMessage => ({ id: String(r.id), with: r.with_jid, direction: r.direction, stanza: r.stanza, timestamp: r.stamp });
+  // One read transaction: the page and the count come from the same snapshot.
+  const read = db.transaction((host: string, user: string, q: Parameters<ArchiveStore["query"]>[2]) => {
+    const anchorId = q.after ?? (q.before === "" ? undefined : q.before);
+    let anchor: number | undefined;
+    if (anchorId !== undefined) {
+      anchor = archiveSeq(anchorId);
+      if (anchor === undefined || st.exists.get(host, user, anchor) === undefined) return undefined;
+    }
+    const filter = { host, user, with: q.with ?? null, start: q.start ?? null, end: q.end ?? null };
+    const lim = q.max + 1;
+    const backward = q.before !== undefined;
+    let rows = backward
+      ? st.backward.all({ ...filter, anchor: anchor ?? Number.MAX_SAFE_INTEGER, lim }).reverse()
+      : st.forward.all({ ...filter, anchor: anchor ?? 0, lim });
+    const complete = rows.length <= q.max;
+    if (!complete) rows = backward ? rows.slice(1) : rows.slice(0, q.max);
+    const items = rows.map(toMessage);
+    return { items, first: items[0]?.id, last: items.at(-1)?.id, complete, count: st.count.get(filter) ?? 0 };
+  });
+  const trim = db.transaction((host: string, user: string, opts: { keep?: number; before?: number }): number => {
+    let removed = 0;
+    if (opts.before !== undefined) removed += st.trimBefore.run(host, user, opts.before).changes;
+    if (opts.keep !== undefined) removed += st.trimKeep.run(host, user, host, user, opts.keep).changes;
+    return removed;
+  });
+  return {
+    async append(host, username, m) {
+      live();
+      assertArchiveMessage(m);
+      return String(st.insert.get(host, username, m.with, m.direction, m.stanza, m.timestamp)!.id);
+    },
+    async query(host, username, q) {
+      live();
+      assertArchiveQuery(q);
+      return read(host, username, q);
+    },
+    async trim(host, username, opts) {
+      live();
+      assertArchiveTrim(opts);
+      return trim(host, username, opts);
+    },
+    async clear(host, username) {
+      live();
+      st.clear.run(host, username);
     },
   };
 }
