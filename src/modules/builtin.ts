@@ -15,6 +15,7 @@ import vcard from "./vcard/mod.ts";
 import privateStorage from "./private/mod.ts";
 import blocking from "./blocking/mod.ts";
 import carbons from "./carbons/mod.ts";
+import mam from "./mam/mod.ts";
 import abuseReports from "./abuse-reports/mod.ts";
 import incidents from "./incidents/mod.ts";
 import federationPolicy from "./federation-policy/mod.ts";
@@ -37,6 +38,7 @@ export function builtinModules(host: Host): ModuleDefinition[] {
     privateStorage,
     blocking,
     carbons, // after blocking: its hooks run at lower priority and copy only what blocking let through
+    mam, // XEP-0313: archives at priority 20, between blocking (100) and carbons (10)
     abuseReports,
     incidents,
     federationPolicy,

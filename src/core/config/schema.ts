@@ -171,6 +171,14 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false, description: "Offline message storage (XEP-0160)" },
     ),
+    mam: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: "Keep users' chat messages in a per-user archive clients can query (XEP-0313)" }),
+        max_per_user: Type.Integer({ minimum: 1, default: 10000, description: "Messages kept per user; the oldest are removed beyond it" }),
+        max_page: Type.Integer({ minimum: 1, maximum: 1000, default: 250, description: "Most messages one archive query returns (a larger RSM max is lowered to this)" }),
+      },
+      { default: {}, additionalProperties: false, description: "Message Archive Management (XEP-0313) of users' one-to-one messages" },
+    ),
     vcard: Type.Object(
       { max_size: Type.Integer({ minimum: 1024, default: 131072, description: "Largest vCard (XEP-0054) or private XML document (XEP-0049) stored, bytes" }) },
       { default: {}, additionalProperties: false, description: "Per-user documents: vcard-temp and private XML storage" },

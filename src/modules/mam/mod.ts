@@ -1,0 +1,306 @@
+// XEP-0313: Message Archive Management <https://xmpp.org/extensions/xep-0313.html> for user archives: §4 (querying,
+// with XEP-0059 Result Set Management paging), §5 (result messages and <fin/>), §6 (preferences), §7 (what is archived)
+// and XEP-0359 stanza ids on delivered messages. One-to-one messages a local user sends or receives are kept once per
+// user, after blocking had its say (priority 20: below blocking's 100, above carbons' 10, so carbon copies carry the id).
+import { defineModule, type ModuleContext } from "../../core/module-api.ts";
+import type { StanzaEvent } from "../../core/events.ts";
+import { Element, serialize, x } from "../../xml/element.ts";
+import { parseXml } from "../../xml/parser.ts";
+import { buildForm, findForm, FormValueError, readForm, textValue, type SubmittedForm } from "../../xmpp/data-forms.ts";
+import { StanzaError } from "../../xmpp/errors.ts";
+import { tryParseJid, type Jid } from "../../xmpp/jid.ts";
+import { NS_CARBONS, NS_CLIENT, NS_FORWARD, NS_HINTS } from "../../xmpp/ns.ts";
+import type { ArchiveQuery } from "../../storage/types.ts";
+
+export const NS_MAM = "urn:xmpp:mam:2";
+export const NS_SID = "urn:xmpp:sid:0";
+export const NS_RSM = "http://jabber.org/protocol/rsm";
+export const NS_DELAY = "urn:xmpp:delay";
+
+/** Encrypted payloads that carry no (or only a fallback) body but are still a person's message. */
+const ENCRYPTED: ReadonlySet<string> = new Set(["eu.siacs.conversations.axolotl", "urn:xmpp:omemo:2", "urn:xmpp:openpgp:0", "jabber:x:encrypted"]);
+
+/**
+ * §7 (and XEP-0334): whether a message belongs in an archive. Chat and normal messages with a body (or an encrypted
+ * payload, or a <store/> hint); never groupchat, headline or error, nothing marked <no-store/> or
+ * <no-permanent-store/>, no <private/> carbon, no carbon copies or archive results forwarded by a client.
+ */
+export function archivable(stanza: Element): boolean {
+  const type = stanza.attrs["type"] ?? "normal";
+  if (type !== "chat" && type !== "normal") return false;
+  let store = false;
+  let content = false;
+  for (const c of stanza.children) {
+    if (typeof c === "string") continue;
+    if (c.xmlns === NS_HINTS) {
+      if (c.name === "no-store" || c.name === "no-permanent-store") return false;
+      if (c.name === "store") store = true;
+    } else if (c.xmlns === NS_CARBONS || c.xmlns === NS_MAM) {
+      return false;
+    } else if ((c.name === "body" && c.xmlns === stanza.xmlns) || ENCRYPTED.has(c.xmlns)) {
+      content = true;
+    }
+  }
+  return store || content;
+}
+
+/** Remove every XEP-0359 <stanza-id/> claiming to come from `by` (only our server may say that); true when one was. */
+export function stripStanzaIds(stanza: Element, by: string): boolean {
+  const before = stanza.children.length;
+  stanza.children = stanza.children.filter((c) => typeof c === "string" || c.name !== "stanza-id" || c.xmlns !== NS_SID || c.attrs["by"] !== by);
+  return stanza.children.length !== before;
+}
+
+/** XEP-0082 date-time (with a zone), as ms since the epoch; undefined when malformed. */
+export function parseDateTime(s: string): number | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(s)) return undefined;
+  const t = Date.parse(s);
+  return Number.isFinite(t) ? t : undefined;
+}
+
+/** The §6 preferences of one user. */
+export interface MamPrefs {
+  default: "always" | "never" | "roster";
+  always: string[];
+  never: string[];
+}
+
+const DEFAULT_PREFS: MamPrefs = { default: "always", always: [], never: [] };
+
+function prefsElement(p: MamPrefs): Element {
+  const list = (name: string, jids: string[]) => x(name, NS_MAM, {}, ...jids.map((j) => x("jid", NS_MAM, {}, j)));
+  return x("prefs", NS_MAM, { default: p.default }, list("always", p.always), list("never", p.never));
+}
+
+/** Read a <prefs/> set; throws bad-request when malformed. */
+export function readPrefs(el: Element): MamPrefs {
+  const d = el.attrs["default"];
+  if (d !== "always" && d !== "never" && d !== "roster") throw new StanzaError("bad-request", { text: "default must be always, never or roster" });
+  const jids = (name: string): string[] => {
+    const out: string[] = [];
+    for (const j of el.getChild(name, NS_MAM)?.getChildren("jid", NS_MAM) ?? []) {
+      const jid = tryParseJid(j.text().trim());
+      if (!jid) throw new StanzaError("bad-request", { text: `not a JID: ${j.text()}` });
+      out.push(jid.bareString());
+    }
+    return [...new Set(out)];
+  };
+  return { default: d, always: jids("always"), never: jids("never") };
+}
+
+/** The query form of §4.1.1 (fields discovery, and what a submitted form is read against). */
+function queryForm(): Element {
+  return buildForm({
+    type: "form",
+    formType: NS_MAM,
+    fields: [
+      { var: "with", type: "jid-single" },
+      { var: "start", type: "text-single" },
+      { var: "end", type: "text-single" },
+    ],
+  });
+}
+
+/** Turn the <query/> (form and RSM set) into a store query; throws the §4 / XEP-0059 errors. */
+export function parseQuery(query: Element, maxPage: number): ArchiveQuery {
+  const q: ArchiveQuery = { max: maxPage };
+  const formEl = findForm(query);
+  if (formEl) {
+    let form: SubmittedForm;
+    try {
+      form = readForm(formEl);
+    } catch (err) {
+      throw new StanzaError("bad-request", { text: err instanceof Error ? err.message : "malformed form" });
+    }
+    if (form.formType !== undefined && form.formType !== NS_MAM) throw new StanzaError("bad-request", { text: `FORM_TYPE must be ${NS_MAM}` });
+    for (const name of form.values.keys()) {
+      if (name !== "FORM_TYPE" && name !== "with" && name !== "start" && name !== "end") throw new StanzaError("feature-not-implemented", { text: `unsupported field ${name}` });
+    }
+    try {
+      const w = textValue(form, "with");
+      if (w !== undefined) {
+        const jid = tryParseJid(w.trim());
+        if (!jid) throw new StanzaError("bad-request", { text: `with is not a JID: ${w}` });
+        q.with = jid.bareString();
+      }
+      for (const name of ["start", "end"] as const) {
+        const v = textValue(form, name);
+        if (v === undefined) continue;
+        const t = parseDateTime(v.trim());
+        if (t === undefined) throw new StanzaError("bad-request", { text: `${name} is not an XEP-0082 date-time: ${v}` });
+        q[name] = t;
+      }
+    } catch (err) {
+      if (err instanceof FormValueError) throw new StanzaError("bad-request", { text: err.message });
+      throw err;
+    }
+  }
+  const set = query.getChild("set", NS_RSM);
+  if (set) {
+    if (set.getChild("index", NS_RSM)) throw new StanzaError("feature-not-implemented", { text: "RSM index is not supported" });
+    const max = set.getChild("max", NS_RSM);
+    if (max) {
+      const text = max.text().trim();
+      if (!/^\d{1,9}$/.test(text)) throw new StanzaError("bad-request", { text: "max must be a non-negative integer" });
+      q.max = Math.min(Number(text), maxPage);
+    }
+    const after = set.getChild("after", NS_RSM);
+    const before = set.getChild("before", NS_RSM);
+    if (after && before) throw new StanzaError("bad-request", { text: "after and before together" });
+    if (after) {
+      const id = after.text().trim();
+      if (id === "") throw new StanzaError("bad-request", { text: "empty after" });
+      q.after = id;
+    }
+    if (before) q.before = before.text().trim();
+  }
+  return q;
+}
+
+function setup(ctx: ModuleContext): void {
+  const cfg = ctx.config.mam;
+  if (!cfg.enabled) return;
+  const host = ctx.host;
+  const store = ctx.storage.archive;
+  const prefsStore = ctx.storage.keyval("mam");
+  /** Preferences read so far, per username. */
+  const prefsCache = new Map<string, MamPrefs>();
+  /** Appends since the last trim, per username: the cap is enforced every TRIM_EVERY appends (so it is soft by that much). */
+  const sinceTrim = new Map<string, number>();
+  const TRIM_EVERY = 50;
+
+  for (const target of ["account", "host"] as const) ctx.addFeature(NS_MAM, target);
+  ctx.addFeature(NS_SID);
+
+  const prefsOf = async (user: string): Promise<MamPrefs> => {
+    let p = prefsCache.get(user);
+    if (p === undefined) {
+      const stored = await prefsStore.get(host, user, "prefs");
+      p = stored === undefined ? DEFAULT_PREFS : (JSON.parse(stored) as MamPrefs);
+      prefsCache.set(user, p);
+    }
+    return p;
+  };
+
+  /** Whether `user`'s preferences let a message with `peer` into the archive (§6). */
+  const wanted = async (user: string, peer: string): Promise<boolean> => {
+    const p = await prefsOf(user);
+    if (p.never.includes(peer)) return false;
+    if (p.always.includes(peer)) return true;
+    if (p.default === "always") return true;
+    if (p.default === "never") return false;
+    return (await ctx.storage.rosters.getItem(host, user, peer)) !== undefined;
+  };
+
+  const append = async (user: string, peer: string, direction: "in" | "out", stanza: Element): Promise<string> => {
+    const id = await store.append(host, user, { with: peer, direction, stanza: serialize(stanza, stanza.xmlns), timestamp: Date.now() });
+    const n = (sinceTrim.get(user) ?? 0) + 1;
+    if (n >= TRIM_EVERY || !sinceTrim.has(user)) {
+      sinceTrim.set(user, 0);
+      store.trim(host, user, { keep: cfg.max_per_user }).catch((err: unknown) => ctx.log.error({ err, user }, "archive trim failed"));
+    } else sinceTrim.set(user, n);
+    return id;
+  };
+
+  // Received: into the recipient's archive, with a stanza-id the recipient's clients can page from.
+  const received = ({ stanza, from, to }: StanzaEvent): undefined | Promise<undefined> => {
+    if (!to || to.domain !== host || to.local === "") return;
+    const user = to.bareString();
+    stripStanzaIds(stanza, user);
+    if (!archivable(stanza)) return;
+    return (async () => {
+      // A message to an account that does not exist is refused by the router; nothing to archive.
+      if (ctx.sessions.ofBare(user).size === 0 && !(await ctx.storage.accounts.get(host, to.local))) return;
+      const peer = from.bareString();
+      if (!(await wanted(to.local, peer))) return;
+      const id = await append(to.local, peer, "in", stanza);
+      stanza.children.push(x("stanza-id", NS_SID, { id, by: user }));
+      return undefined;
+    })();
+  };
+  // Sent by a local client: into the sender's archive (a message to oneself is archived once, on arrival).
+  const sent = ({ stanza, from, to, origin }: StanzaEvent): undefined | Promise<undefined> => {
+    if (origin.kind !== "c2s" || from.domain !== host || !to || to.bare.equals(from.bare)) return;
+    stripStanzaIds(stanza, from.bareString());
+    if (!archivable(stanza)) return;
+    const peer = to.bareString();
+    const copy = stanza.clone();
+    return (async () => {
+      try {
+        if (await wanted(from.local, peer)) await append(from.local, peer, "out", copy);
+      } catch (err) {
+        // The message still goes out: losing its archive copy is better than losing the message.
+        ctx.log.error({ err, user: from.local }, "archiving a sent message failed");
+      }
+      return undefined;
+    })();
+  };
+  ctx.hook("message/full", received, 20);
+  ctx.hook("message/bare", received, 20);
+  ctx.hook("pre-message/full", sent, 20);
+  ctx.hook("pre-message/bare", sent, 20);
+
+  const ownArchive = (from: Jid, to: Jid): void => {
+    if (from.domain !== host || !to.bare.equals(from.bare)) throw new StanzaError("forbidden", { text: "only the account's own archive can be queried" });
+  };
+
+  // §4.1.1: the fields a query form may carry.
+  ctx.handleIq("get", "account", NS_MAM, "query", (_iq, { from, to }) => {
+    ownArchive(from, to);
+    return x("query", NS_MAM, {}, queryForm());
+  });
+
+  // §4: a query; results go to the asking resource, then the IQ result carries <fin/>.
+  ctx.handleIq("set", "account", NS_MAM, "query", async (_iq, { from, to, payload }) => {
+    ownArchive(from, to);
+    const q = parseQuery(payload, cfg.max_page);
+    const page = await store.query(host, from.local, q);
+    if (page === undefined) throw new StanzaError("item-not-found", { text: "no such message in the archive" });
+    const session = ctx.sessions.get(from);
+    const queryid = payload.attrs["queryid"];
+    const archive = from.bareString();
+    for (const m of page.items) {
+      let inner: Element;
+      try {
+        inner = parseXml(m.stanza);
+      } catch (err) {
+        ctx.log.warn({ err, id: m.id }, "skipping an unreadable archived message");
+        continue;
+      }
+      if (inner.xmlns !== NS_CLIENT) inner.xmlns = NS_CLIENT;
+      const delay = x("delay", NS_DELAY, { stamp: new Date(m.timestamp).toISOString() });
+      const result = x("result", NS_MAM, { queryid, id: m.id }, x("forwarded", NS_FORWARD, {}, delay, inner));
+      session?.deliver(x("message", NS_CLIENT, { from: archive, to: from.toString() }, result));
+    }
+    const rsm = x("set", NS_RSM, {});
+    if (page.first !== undefined) rsm.children.push(x("first", NS_RSM, {}, page.first), x("last", NS_RSM, {}, page.last!));
+    rsm.children.push(x("count", NS_RSM, {}, String(page.count)));
+    const fin = x("fin", NS_MAM, {}, rsm);
+    if (page.complete) fin.attrs["complete"] = "true";
+    return fin;
+  });
+
+  // §6: preferences, kept per user in the "mam" keyval store.
+  ctx.handleIq("get", "account", NS_MAM, "prefs", async (_iq, { from, to }) => {
+    ownArchive(from, to);
+    return prefsElement(await prefsOf(from.local));
+  });
+  ctx.handleIq("set", "account", NS_MAM, "prefs", async (_iq, { from, to, payload }) => {
+    ownArchive(from, to);
+    const p = readPrefs(payload);
+    await prefsStore.set(host, from.local, "prefs", JSON.stringify(p));
+    prefsCache.set(from.local, p);
+    return prefsElement(p);
+  });
+
+  ctx.hook("account/deleted", ({ username }) => {
+    prefsCache.delete(username);
+    sinceTrim.delete(username);
+  });
+}
+
+export default defineModule({
+  name: "mam",
+  protocol: [{ xep: 313, version: "1.1.1" }, { xep: 359, version: "0.7.0" }, { xep: 59, version: "1.0" }],
+  setup,
+});
