@@ -25,7 +25,7 @@ const conf = join(work, "comity.yaml");
 writeFileSync(conf, [
   `hosts: [{domain: ${DOMAIN}}]`, `data_dir: ${join(work, "data")}`,
   `c2s: {listen: ["127.0.0.1:${PORT}"], direct_tls: [], encryption: optional}`, "s2s: {listen: []}",
-  "auth: {password_storage: plain, insecure_plain: true, failure_delay_ms: 0}", "log: {level: info}", "",
+  "auth: {password_storage: plain, insecure_plain: true, failure_delay_ms: 0}", "log: {level: info}", "mam: {enabled: false}", "",
 ].join("\n"));
 
 const run = (cmd: string[], input?: string) => new Promise<void>((res, rej) => {

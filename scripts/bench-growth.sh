@@ -30,6 +30,7 @@ c2s: {listen: ["$HOST:$PORT"], direct_tls: [], encryption: optional, max_session
 s2s: {listen: []}
 auth: {password_storage: plain, insecure_plain: true, failure_delay_ms: 0}
 log: {level: warn}
+mam: {enabled: false}
 YAML
 max=0; for n in "${steps[@]}"; do (( n > max )) && max=$n; done
 BENCH_DOMAIN=$DOMAIN node "$ROOT/scripts/bench-users.mjs" "$CONF" "$max" >/dev/null

@@ -21,6 +21,7 @@ c2s: {listen: ["$BENCH_HOST:$BENCH_CUSTOM_PORT"], direct_tls: [], encryption: op
 s2s: {listen: []}
 auth: {password_storage: plain, insecure_plain: true, failure_delay_ms: 0}
 log: {level: warn}
+mam: {enabled: false}
 YAML
 export BENCH_CUSTOM_START_CMD="node $ROOT/bin/comity.js start --config $WORK/comity.yaml"
 # Users u1..uN / p1..pN, created offline in one transaction per batch (idempotent: existing ones are kept).
