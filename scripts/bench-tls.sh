@@ -190,6 +190,7 @@ c2s: {listen: ["$HOST:${PORT[comity]}"], direct_tls: [], max_sessions_per_user: 
 s2s: {listen: []}
 auth: {password_storage: plain, failure_delay_ms: 0}
 log: {level: warn}
+mam: {enabled: false}   # nothing stored per message, as for Prosody and ejabberd here
 YAML
 }
 
