@@ -209,6 +209,20 @@ const RE_CANONICAL_ASCII =
 /** Parses and prepares an address (RFC 7622 §3.1); throws JidError for anything malformed. */
 export function parseJid(s: string): Jid {
   if (typeof s !== "string") throw new JidError("jid", "address is not a string");
+  // Every stanza carries addresses, and the same few recur (a conversation, a peer's domain): a parsed Jid is
+  // immutable, so the last few thousand are kept by their text. Only successful parses are kept.
+  const hit = recent.get(s);
+  if (hit !== undefined) return hit;
+  const jid = parseUncached(s);
+  if (recent.size >= RECENT_MAX) recent.clear();
+  recent.set(s, jid);
+  return jid;
+}
+
+const RECENT_MAX = 4096;
+const recent = new Map<string, Jid>();
+
+function parseUncached(s: string): Jid {
   if (s.length > MAX_INPUT_UNITS) throw new JidError("jid", "address is too long");
   const m = s.length <= MAX_PART_BYTES ? RE_CANONICAL_ASCII.exec(s) : null;
   if (m !== null && !m[2]!.includes("xn--")) return construct(m[1] ?? "", m[2]!, m[3] ?? "");
