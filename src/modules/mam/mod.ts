@@ -218,22 +218,23 @@ function setup(ctx: ModuleContext): void {
       return undefined;
     })();
   };
-  // Sent by a local client: into the sender's archive (a message to oneself is archived once, on arrival).
-  const sent = ({ stanza, from, to, origin }: StanzaEvent): undefined | Promise<undefined> => {
+  // Sent by a local client: into the sender's archive (a message to oneself is archived once, on arrival). The message
+  // does not wait for the write: nothing in it depends on the sender's archive id.
+  const sent = ({ stanza, from, to, origin }: StanzaEvent): undefined => {
     if (origin.kind !== "c2s" || from.domain !== host || !to || to.bare.equals(from.bare)) return;
     stripStanzaIds(stanza, from.bareString());
     if (!archivable(stanza)) return;
     const peer = to.bareString();
     const copy = stanza.clone();
-    return (async () => {
+    void (async () => {
       try {
         if (await wanted(from.local, peer)) await append(from.local, peer, "out", copy);
       } catch (err) {
         // The message still goes out: losing its archive copy is better than losing the message.
         ctx.log.error({ err, user: from.local }, "archiving a sent message failed");
       }
-      return undefined;
     })();
+    return;
   };
   ctx.hook("message/full", received, 20);
   ctx.hook("message/bare", received, 20);

@@ -682,24 +682,49 @@ function sqliteArchive(db: Db, live: () => unknown): ArchiveStore {
     if (opts.keep !== undefined) removed += st.trimKeep.run(host, user, host, user, opts.keep).changes;
     return removed;
   });
+  // Appends are batched: every append of one event-loop turn goes into one transaction, so a burst of messages costs
+  // one fsync (synchronous = FULL) instead of one each. Each promise resolves after its row is committed.
+  type Pending = { host: string; user: string; m: Omit<ArchivedMessage, "id">; resolve: (id: string) => void; reject: (err: unknown) => void };
+  let pending: Pending[] = [];
+  const insertBatch = db.transaction((batch: Pending[]): string[] =>
+    batch.map((p) => String(st.insert.get(p.host, p.user, p.m.with, p.m.direction, p.m.stanza, p.m.timestamp)!.id)),
+  );
+  const flush = (): void => {
+    const batch = pending;
+    pending = [];
+    try {
+      live();
+      const ids = insertBatch(batch);
+      batch.forEach((p, i) => p.resolve(ids[i]!));
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+    }
+  };
   return {
     async append(host, username, m) {
       live();
       assertArchiveMessage(m);
-      return String(st.insert.get(host, username, m.with, m.direction, m.stanza, m.timestamp)!.id);
+      const message = { with: m.with, direction: m.direction, stanza: m.stanza, timestamp: m.timestamp };
+      return new Promise<string>((resolve, reject) => {
+        if (pending.length === 0) setImmediate(flush);
+        pending.push({ host, user: username, m: message, resolve, reject });
+      });
     },
     async query(host, username, q) {
       live();
       assertArchiveQuery(q);
+      if (pending.length > 0) flush();
       return read(host, username, q);
     },
     async trim(host, username, opts) {
       live();
       assertArchiveTrim(opts);
+      if (pending.length > 0) flush();
       return trim(host, username, opts);
     },
     async clear(host, username) {
       live();
+      if (pending.length > 0) flush();
       st.clear.run(host, username);
     },
   };
