@@ -689,6 +689,18 @@ for (const factory of selectedFactories()) {
         assert.equal((await s.archive.query(H, "juliet", { max: 10 }))?.count, 1);
       });
 
+      it("keeps appended messages across a reopen, and ids keep increasing", async (t) => {
+        if (fx.reopen === undefined) return t.skip("not persistent");
+        const first = await s.archive.append(H, "romeo", msg(0));
+        const second = await s.archive.append(H, "romeo", msg(1));
+        s = await fx.reopen();
+        assert.deepEqual(ns(await s.archive.query(H, "romeo", { max: 10 })), [0, 1]);
+        await s.archive.trim(H, "romeo", { keep: 0 });
+        const third = await s.archive.append(H, "romeo", msg(2));
+        assert.ok(Number(third) > Number(second) && Number(second) > Number(first), "ids are not reused after a reopen");
+        assert.deepEqual((await s.archive.query(H, "romeo", { max: 10 }))?.items.map((m) => m.id), [third]);
+      });
+
       it("rejects bad input", async () => {
         await rejectsWithCode(s.archive.append(H, "romeo", { ...msg(0), direction: "sideways" as "in" }), "COMITY_ERR_STORAGE_INVALID");
         await rejectsWithCode(s.archive.append(H, "romeo", { ...msg(0), timestamp: Number.NaN }), "COMITY_ERR_STORAGE_INVALID");

@@ -167,7 +167,7 @@ function setup(ctx: ModuleContext): void {
   const prefsCache = new Map<string, MamPrefs>();
   /** Appends since the last trim, per username: the cap is enforced every TRIM_EVERY appends (so it is soft by that much). */
   const sinceTrim = new Map<string, number>();
-  const TRIM_EVERY = 50;
+  const TRIM_EVERY = 200;
 
   for (const target of ["account", "host"] as const) ctx.addFeature(NS_MAM, target);
   ctx.addFeature(NS_SID);

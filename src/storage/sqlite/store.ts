@@ -263,6 +263,7 @@ class SqliteStorage implements Storage {
   readonly incidents: IncidentStore;
   readonly abuseReports: AbuseReportStore;
   readonly archive: ArchiveStore;
+  readonly #flushArchive: () => void;
   readonly #db: Db;
   readonly #keyvals = new Map<string, KeyValueStore>();
   /** The cached statements, or a StorageError once closed (better-sqlite3's own error would be a TypeError). */
@@ -276,12 +277,14 @@ class SqliteStorage implements Storage {
       if (this.#closed) throw new StorageError("COMITY_ERR_STORAGE_CLOSED", `storage ${db.name} is closed`);
       return st;
     };
-    this.accounts = sqliteAccounts(db, this.#live);
+    const archive = sqliteArchive(db, this.#live);
+    this.archive = archive;
+    this.#flushArchive = archive.flush;
+    this.accounts = sqliteAccounts(db, this.#live, archive.flush);
     this.rosters = sqliteRosters(db, this.#live);
     this.offline = sqliteOffline(db, this.#live);
     this.serverRoster = sqliteServerRoster(db, this.#live);
     ({ incidents: this.incidents, abuseReports: this.abuseReports } = sqliteIncidentStores(db, this.#live));
-    this.archive = sqliteArchive(db, this.#live);
   }
 
   keyval(name: string): KeyValueStore {
@@ -296,6 +299,7 @@ class SqliteStorage implements Storage {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#flushArchive();
     this.#closed = true;
     this.#db.close();
   }
@@ -305,7 +309,7 @@ function toAccount(host: string, row: AccountRow): Account {
   return { host, username: row.username, credentials: JSON.parse(row.credentials) as StoredCredentials, createdAt: row.created_at };
 }
 
-function sqliteAccounts(db: Db, live: () => Statements): AccountStore {
+function sqliteAccounts(db: Db, live: () => Statements, flushArchive: () => void): AccountStore {
   const createBatch = db.transaction(
     (host: string, entries: Iterable<{ username: string; credentials: StoredCredentials }>, replace: boolean): number => {
       const st = live();
@@ -347,6 +351,7 @@ function sqliteAccounts(db: Db, live: () => Statements): AccountStore {
     },
     async delete(host, username) {
       live();
+      flushArchive(); // queued archive rows of this user must not land after the delete
       return deleteWithData(host, username);
     },
     async list(host) {
@@ -635,16 +640,17 @@ interface ArchiveRow {
   stamp: number;
 }
 
+/** How long a queued archive row may wait for its commit, and how many rows are committed at once at most. */
+const ARCHIVE_FLUSH_MS = 20;
+const ARCHIVE_FLUSH_ROWS = 1000;
+
 /** XEP-0313 user archives (migration 5). */
-function sqliteArchive(db: Db, live: () => unknown): ArchiveStore {
+function sqliteArchive(db: Db, live: () => unknown): ArchiveStore & { flush(): void } {
   const FILTER =
     "host = @host AND username = @user AND (@with IS NULL OR with_jid = @with) AND (@start IS NULL OR stamp >= @start) AND (@end IS NULL OR stamp <= @end)";
   const COLS = "id, with_jid, direction, stanza, stamp";
   type Params = { host: string; user: string; with: string | null; start: number | null; end: number | null; anchor: number; lim: number };
   const st = {
-    insert: db.prepare<[string, string, string, string, string, number], { id: number }>(
-      "INSERT INTO archive_messages (host, username, with_jid, direction, stanza, stamp) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-    ),
     exists: db.prepare<[string, string, number], number>("SELECT 1 FROM archive_messages WHERE host = ? AND username = ? AND id = ?").pluck(),
     forward: db.prepare<Params, ArchiveRow>(`SELECT ${COLS} FROM archive_messages WHERE ${FILTER} AND id > @anchor ORDER BY id LIMIT @lim`),
     backward: db.prepare<Params, ArchiveRow>(`SELECT ${COLS} FROM archive_messages WHERE ${FILTER} AND id < @anchor ORDER BY id DESC LIMIT @lim`),
@@ -682,49 +688,69 @@ function sqliteArchive(db: Db, live: () => unknown): ArchiveStore {
     if (opts.keep !== undefined) removed += st.trimKeep.run(host, user, host, user, opts.keep).changes;
     return removed;
   });
-  // Appends are batched: every append of one event-loop turn goes into one transaction, so a burst of messages costs
-  // one fsync (synchronous = FULL) instead of one each. Each promise resolves after its row is committed.
-  type Pending = { host: string; user: string; m: Omit<ArchivedMessage, "id">; resolve: (id: string) => void; reject: (err: unknown) => void };
+  // Write-behind: append hands out the next id at once and queues the row; queued rows are committed together, one
+  // transaction (one fsync with synchronous = FULL) at most ARCHIVE_FLUSH_MS after the first of them, or as soon as
+  // ARCHIVE_FLUSH_ROWS are waiting; before every read, trim, account deletion and close. A message's delivery then never
+  // waits for the disk. Ids are allocated in this process (after SQLite's AUTOINCREMENT high mark), so only one process
+  // may append to an archive: the server. A failed flush is reported by the next call.
+  type Pending = [id: number, host: string, user: string, with_jid: string, direction: string, stanza: string, stamp: number];
   let pending: Pending[] = [];
-  const insertBatch = db.transaction((batch: Pending[]): string[] =>
-    batch.map((p) => String(st.insert.get(p.host, p.user, p.m.with, p.m.direction, p.m.stanza, p.m.timestamp)!.id)),
+  let nextId: number | undefined;
+  let failure: unknown;
+  const insertExplicit = db.prepare<Pending>(
+    "INSERT INTO archive_messages (id, host, username, with_jid, direction, stanza, stamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
   );
+  const highMark = db.prepare<[], number | null>(
+    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'archive_messages'), 0), coalesce((SELECT max(id) FROM archive_messages), 0))",
+  ).pluck();
+  const insertBatch = db.transaction((batch: Pending[]): void => {
+    for (const row of batch) insertExplicit.run(...row);
+  });
   const flush = (): void => {
+    if (pending.length === 0) return;
     const batch = pending;
     pending = [];
     try {
-      live();
-      const ids = insertBatch(batch);
-      batch.forEach((p, i) => p.resolve(ids[i]!));
+      insertBatch(batch);
     } catch (err) {
-      for (const p of batch) p.reject(err);
+      failure = err;
+    }
+  };
+  const check = (): void => {
+    live();
+    if (failure !== undefined) {
+      const err = failure;
+      failure = undefined;
+      throw new StorageError("COMITY_ERR_STORAGE_UNAVAILABLE", `archive write failed: ${String(err)}`, { cause: err });
     }
   };
   return {
+    flush,
     async append(host, username, m) {
-      live();
+      check();
       assertArchiveMessage(m);
-      const message = { with: m.with, direction: m.direction, stanza: m.stanza, timestamp: m.timestamp };
-      return new Promise<string>((resolve, reject) => {
-        if (pending.length === 0) setImmediate(flush);
-        pending.push({ host, user: username, m: message, resolve, reject });
-      });
+      nextId ??= (highMark.get() ?? 0) + 1;
+      const id = nextId++;
+      if (pending.length === 0) setTimeout(flush, ARCHIVE_FLUSH_MS);
+      pending.push([id, host, username, m.with, m.direction, m.stanza, m.timestamp]);
+      if (pending.length >= ARCHIVE_FLUSH_ROWS) flush();
+      return String(id);
     },
     async query(host, username, q) {
-      live();
+      check();
       assertArchiveQuery(q);
-      if (pending.length > 0) flush();
+      flush();
       return read(host, username, q);
     },
     async trim(host, username, opts) {
-      live();
+      check();
       assertArchiveTrim(opts);
-      if (pending.length > 0) flush();
+      flush();
       return trim(host, username, opts);
     },
     async clear(host, username) {
-      live();
-      if (pending.length > 0) flush();
+      check();
+      flush();
       st.clear.run(host, username);
     },
   };
