@@ -178,3 +178,19 @@ test("slixmpp's xep_0313 plugin pages through the archive", { timeout: 60_000 },
   assert.ok(result.pages >= 3, `paged (${result.pages} pages)`);
   assert.deepEqual(result.with_ben, result.bodies);
 });
+
+test("a carbon copy of a received message carries the same stanza-id", async () => {
+  const phone = await online("xm", "phone");
+  const laptop = await online("xm", "laptop");
+  assert.equal((await iq(laptop, "<enable xmlns='urn:xmpp:carbons:2'/>")).attrs["type"], "result");
+  laptop.buffer = "";
+  const ana = await online("ana", "carbon");
+  ana.send("<message to='xm@localhost/phone' type='chat'><body>copied</body></message>");
+  await phone.waitFor(/copied/);
+  await laptop.waitFor(/copied/);
+  const direct = messages(phone)[0]!.getChild("stanza-id", "urn:xmpp:sid:0");
+  const copy = messages(laptop)[0]!.getChild("received", "urn:xmpp:carbons:2")!.getChild("forwarded", "urn:xmpp:forward:0")!.getChild("message")!;
+  assert.ok(direct);
+  assert.equal(copy.getChild("stanza-id", "urn:xmpp:sid:0")?.attrs["id"], direct.attrs["id"]);
+  for (const c of [phone, laptop, ana]) c.close();
+});
