@@ -27,6 +27,7 @@ async function snapshot(s: Storage) {
     incidents: await s.incidents.list(H),
     abuse: await s.abuseReports.list(H),
     counts: await s.abuseReports.counts(H),
+    archive: await s.archive.query(H, "romeo", { max: 10 }),
   };
 }
 
@@ -60,6 +61,8 @@ describe("copy from SQLite to PostgreSQL", { skip }, () => {
     await s.serverRoster.appendAudit(H, "ejabberd.example", { action: "note", actor: "cli", via: "cli" });
     await s.incidents.add({ host: H, peer: "p.example", direction: "in", kind: "report", incidentId: "i-1", status: "held", payload: "<Incident/>", at: 11, note: null });
     await s.abuseReports.add({ host: H, account: "romeo@montague.lit", peer: "p.example", reason: "urn:xmpp:reporting:spam", text: "spam", payload: "<report/>", at: 12 });
+    await s.archive.append(H, "romeo", { with: "juliet@capulet.lit", direction: "out", stanza: "<message><body>ü</body></message>", timestamp: 1_700_000_000_000 });
+    await s.archive.append(H, "romeo", { with: "juliet@capulet.lit", direction: "in", stanza: "<message><body>2</body></message>", timestamp: 1_700_000_000_001 });
     expected = await snapshot(s);
     await s.close();
   });
@@ -73,6 +76,7 @@ describe("copy from SQLite to PostgreSQL", { skip }, () => {
     assert.equal(result.tables["accounts"], 4);
     assert.equal(result.tables["offline_messages"], 2);
     assert.equal(result.tables["roster_versions"], 2);
+    assert.equal(result.tables["archive_messages"], 2, "message archives move too");
     const s = await openPostgresStorage({ url: TEST_POSTGRES_URL, schema });
     try {
       assert.deepEqual(await snapshot(s), expected);

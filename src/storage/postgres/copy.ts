@@ -18,7 +18,7 @@ interface TableSpec {
   identity?: string;
 }
 
-/** Every table of schema version 4, in an order where nothing depends on a later one (there are no foreign keys). */
+/** Every table of schema version 5, in an order where nothing depends on a later one (there are no foreign keys). */
 const TABLES: TableSpec[] = [
   { name: "accounts", columns: [["host", "text"], ["username", "text"], ["credentials", "jsonb"], ["created_at", "bigint"]] },
   { name: "keyval", columns: [["store", "text"], ["host", "text"], ["username", "text"], ["key", "text"], ["value", "text"]] },
@@ -54,6 +54,11 @@ const TABLES: TableSpec[] = [
     name: "abuse_reports",
     identity: "id",
     columns: [["id", "bigint"], ["host", "text"], ["account", "text"], ["peer", "text"], ["reason", "text"], ["text", "text"], ["payload", "text"], ["at", "float8"]],
+  },
+  {
+    name: "archive_messages",
+    identity: "id",
+    columns: [["id", "bigint"], ["host", "text"], ["username", "text"], ["with_jid", "text"], ["direction", "text"], ["stanza", "text"], ["stamp", "float8"]],
   },
 ];
 
