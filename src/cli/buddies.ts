@@ -5,18 +5,10 @@ import type { Command } from "commander";
 import { callControl } from "../admin/control.ts";
 import type { AuditRecord, BuddyEntry } from "../modules/server-buddies/api.ts";
 import { CliError, printJson, resolveConfig, withConfig } from "./common.ts";
+import { formatDuration } from "../admin/format.ts";
 
-/** "3s", "4m", "2h 5m", "3d 4h": how long ago `since` was. */
-export function formatAge(ms: number): string {
-  const s = Math.max(0, Math.floor(ms / 1000));
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m`;
-  const h = Math.floor(m / 60);
-  if (h < 24) return m % 60 === 0 ? `${h}h` : `${h}h ${m % 60}m`;
-  const d = Math.floor(h / 24);
-  return h % 24 === 0 ? `${d}d` : `${d}d ${h % 24}h`;
-}
+/** How long ago something was, as the tables show it (the same wording as the web console). */
+export const formatAge = formatDuration;
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

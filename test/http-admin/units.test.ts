@@ -3,7 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { IncomingMessage } from "node:http";
-import { escapeHtml, formatDuration, html, raw } from "../../src/http/admin/html.ts";
+import { escapeHtml, html, raw } from "../../src/http/admin/html.ts";
+import { formatDuration } from "../../src/admin/format.ts";
 import { csrfOk, SessionStore, sessionCookie, sessionIdOf } from "../../src/http/admin/sessions.ts";
 import { isLoopback } from "../../src/http/admin/auth.ts";
 

@@ -9,7 +9,8 @@ import type { AuditRecord, BuddyEntry } from "../../modules/server-buddies/api.t
 import { sendText, type HttpHandler } from "../server.ts";
 import { hostOf, hostsFor } from "./api.ts";
 import type { AdminAuth, AdminIdentity } from "./auth.ts";
-import { formatDuration, html, page, raw, STYLESHEET, when, type Flash, type Html } from "./html.ts";
+import { formatDuration } from "../../admin/format.ts";
+import { html, page, raw, STYLESHEET, when, type Flash, type Html } from "./html.ts";
 import { AdminOps, HttpError, isBuddyAction, mediaType, readBody, type BuddyAction } from "./ops.ts";
 import { clearCookie, csrfOk, SessionStore, sessionCookie, sessionIdOf, type AdminSession } from "./sessions.ts";
 

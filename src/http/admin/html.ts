@@ -1,5 +1,6 @@
 // HTML for the admin console: a tagged template that escapes every interpolated value unless it is already
 // markup, and the page frame. No framework, no scripts, no external assets (the CSP allows only 'self').
+import { formatDuration } from "../../admin/format.ts";
 
 /** Markup that is already safe (built by `html` or `raw`); anything else interpolated is escaped. */
 export class Html {
@@ -38,17 +39,6 @@ export function html(strings: TemplateStringsArray, ...values: unknown[]): Html 
   return new Html(out);
 }
 
-/** "3s", "4m", "2h 5m", "3d 4h": a duration, as the CLI shows ages. */
-export function formatDuration(ms: number): string {
-  const s = Math.max(0, Math.floor(ms / 1000));
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m`;
-  const h = Math.floor(m / 60);
-  if (h < 24) return m % 60 === 0 ? `${h}h` : `${h}h ${m % 60}m`;
-  const d = Math.floor(h / 24);
-  return h % 24 === 0 ? `${d}d` : `${d}d ${h % 24}h`;
-}
 
 /** A timestamp as UTC text with its age, e.g. "2026-11-26 20:48 UTC (3m ago)". */
 export function when(at: number | null, now = Date.now()): Html {
