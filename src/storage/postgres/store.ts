@@ -1,5 +1,6 @@
 // PostgreSQL implementation of the Storage interfaces (src/storage/types.ts) on node-postgres; see docs/storage.md.
 // Same answers as the SQLite store (../sqlite/store.ts) for every method: the contract suite runs both.
+import { toIncident, type ArchiveRow, type IncidentRow } from "../rows.ts";
 import pg from "pg";
 import { assertIds, assertKeyvalValue, assertOfflinePush, assertRosterItem, assertStoreName, StorageError } from "../errors.ts";
 import { archiveSeq, assertArchiveMessage, assertArchiveQuery, assertArchiveTrim } from "../archive.ts";
@@ -778,22 +779,6 @@ function pgServerRoster(db: Db): ServerRosterStore {
   };
 }
 
-interface IncidentRow {
-  id: number;
-  host: string;
-  peer: string;
-  direction: "in" | "out";
-  kind: IncidentRecord["kind"];
-  incident_id: string | null;
-  status: IncidentRecord["status"];
-  payload: string;
-  at: number;
-  note: string | null;
-}
-
-function toIncident(r: IncidentRow): IncidentRecord {
-  return { id: r.id, host: r.host, peer: r.peer, direction: r.direction, kind: r.kind, incidentId: r.incident_id, status: r.status, payload: r.payload, at: r.at, note: r.note };
-}
 
 /** SQLite reads a negative LIMIT as "no limit"; PostgreSQL reads NULL so. */
 function sqlLimit(limit: number | undefined): number | null {
@@ -860,13 +845,6 @@ function pgIncidentStores(db: Db): { incidents: IncidentStore; abuseReports: Abu
   };
 }
 
-interface ArchiveRow {
-  id: number;
-  with_jid: string;
-  direction: "in" | "out";
-  stanza: string;
-  stamp: number;
-}
 
 /** XEP-0313 user archives (migration 5). */
 function pgArchive(db: Db): ArchiveStore {

@@ -1,4 +1,5 @@
 // SQLite implementation of the Storage interfaces (src/storage/types.ts) on better-sqlite3; see docs/storage.md.
+import { toIncident, type ArchiveRow, type IncidentRow } from "../rows.ts";
 import { closeSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import { assertIds, assertKeyvalValue, assertOfflinePush, assertRosterItem, assertStoreName, StorageError } from "../errors.ts";
@@ -550,22 +551,6 @@ function sqliteServerRoster(db: Db, live: () => Statements): ServerRosterStore {
   };
 }
 
-interface IncidentRow {
-  id: number;
-  host: string;
-  peer: string;
-  direction: "in" | "out";
-  kind: IncidentRecord["kind"];
-  incident_id: string | null;
-  status: IncidentRecord["status"];
-  payload: string;
-  at: number;
-  note: string | null;
-}
-
-function toIncident(r: IncidentRow): IncidentRecord {
-  return { id: r.id, host: r.host, peer: r.peer, direction: r.direction, kind: r.kind, incidentId: r.incident_id, status: r.status, payload: r.payload, at: r.at, note: r.note };
-}
 
 /** XEP-0268 incidents and XEP-0377 abuse reports (migration 4; docs/trust-uses.md). */
 function sqliteIncidentStores(db: Db, live: () => unknown): { incidents: IncidentStore; abuseReports: AbuseReportStore } {
@@ -632,13 +617,6 @@ function sqliteIncidentStores(db: Db, live: () => unknown): { incidents: Inciden
   };
 }
 
-interface ArchiveRow {
-  id: number;
-  with_jid: string;
-  direction: "in" | "out";
-  stanza: string;
-  stamp: number;
-}
 
 /** How long a queued archive row may wait for its commit, and how many rows are committed at once at most. */
 const ARCHIVE_FLUSH_MS = 20;
