@@ -11,7 +11,6 @@ import type {
   AbuseReportStore,
   Account,
   AccountStore,
-  IncidentRecord,
   IncidentStore,
   KeyValueStore,
   OfflineStore,

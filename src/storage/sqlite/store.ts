@@ -9,7 +9,6 @@ import type {
   ArchiveStore,
   AbuseReport,
   AbuseReportStore,
-  IncidentRecord,
   IncidentStore,
   Account,
   AccountStore,
