@@ -139,9 +139,9 @@ export class ComityServer {
       socket.destroy();
       return;
     }
-    const session = new C2sSession(socket, this.#c2sDeps);
+    // Not the socket's own close event: after STARTTLS the stream lives on a new TLS socket.
+    const session: C2sSession = new C2sSession(socket, this.#c2sDeps, () => this.#clients.delete(session));
     this.#clients.add(session);
-    socket.once("close", () => this.#clients.delete(session));
   };
 
   /** What `comity status` shows: load, links and memory of this process, read when asked. */

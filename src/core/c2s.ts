@@ -52,6 +52,7 @@ export class C2sSession implements LocalSession {
   #failures = 0;
   #timer: NodeJS.Timeout | undefined;
   #authInFlight = false;
+  readonly #onClosed: (() => void) | undefined;
   /** The origin of this session's stanzas, made once after binding. */
   #origin: Origin | undefined;
   priority = 0;
@@ -60,9 +61,13 @@ export class C2sSession implements LocalSession {
   interested = false;
   readonly directed = new Set<string>();
 
-  /** A session on a TCP/TLS socket, or on the connection `transport` builds (WebSocket). */
-  constructor(transport: Socket | ConnectionFactory, deps: C2sDeps) {
+  /**
+   * A session on a TCP/TLS socket, or on the connection `transport` builds (WebSocket). `onClosed` runs once when
+   * the stream ends, whatever socket it ended on (STARTTLS replaces the one given here).
+   */
+  constructor(transport: Socket | ConnectionFactory, deps: C2sDeps, onClosed?: () => void) {
     this.#deps = deps;
+    this.#onClosed = onClosed;
     this.#log = deps.log;
     const handlers: ConnectionHandlers = {
       streamOpen: (attrs, info) => this.#streamOpen(attrs, info),
@@ -408,6 +413,7 @@ export class C2sSession implements LocalSession {
 
   #closed(reason: string): void {
     if (this.#timer) clearTimeout(this.#timer);
+    this.#onClosed?.();
     if (this.#jid) {
       this.#deps.sessions.remove(this);
       this.#log.debug({ jid: this.#jid.toString(), reason }, "c2s closed");
