@@ -4,7 +4,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
-import { client, xml, type XmppClient, type XmlElement } from "@xmpp/client";
+import { xml, type XmppClient, type XmlElement } from "@xmpp/client";
+import { stopXmppClients, xmppClient } from "../kit/xmppjs.ts";
 import { createTestServer, type TestServer } from "../kit/server.ts";
 
 (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
@@ -24,13 +25,13 @@ before(async () => {
   service = `wss://127.0.0.1:${ts.server.addresses.https[0]!.port}/xmpp-websocket`;
 });
 after(async () => {
+  await stopXmppClients();
   await ts.stop();
 });
 
 /** A started client that records every stanza it receives. */
 async function online(username: string, password: string): Promise<{ c: XmppClient; seen: XmlElement[]; jid: string }> {
-  const c = client({ service, domain: "localhost", resource: "web", username, password });
-  c.on("error", () => {});
+  const c = xmppClient({ service, domain: "localhost", resource: "web", username, password });
   const seen: XmlElement[] = [];
   c.on("stanza", (s: XmlElement) => void seen.push(s));
   const jid = (await c.start()).toString();

@@ -3,7 +3,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
-import { client, xml, type XmppClient, type XmlElement } from "@xmpp/client";
+import { xml, type XmppClient, type XmlElement } from "@xmpp/client";
+import { stopXmppClients, xmppClient } from "../kit/xmppjs.ts";
 import { createTestServer, type TestServer } from "../kit/server.ts";
 import { RawClient } from "../kit/raw-client.ts";
 
@@ -25,11 +26,12 @@ before(async () => {
   wssService = `wss://127.0.0.1:${ts.server.addresses.https[0]!.port}/xmpp-websocket`;
 });
 after(async () => {
+  await stopXmppClients();
   await ts.stop();
 });
 
 function connect(service: string, opts: { mechanism?: string; resource: string; username?: string; password?: string }): XmppClient {
-  const c = client({
+  const c = xmppClient({
     service,
     domain: "localhost",
     resource: opts.resource,
@@ -39,7 +41,6 @@ function connect(service: string, opts: { mechanism?: string; resource: string; 
       await authenticate({ username: opts.username ?? "alice", password: opts.password ?? "wonderland" }, mechanism);
     },
   });
-  c.on("error", () => {});
   return c;
 }
 
