@@ -26,6 +26,7 @@ import { builtinModules } from "./modules/builtin.ts";
 import { VERSION } from "./version.ts";
 import { HttpService } from "./http/server.ts";
 import { mountWebSocket } from "./http/websocket.ts";
+import { mountHostMeta } from "./http/host-meta.ts";
 import { mountAdmin } from "./http/admin/mount.ts";
 
 /** Where each listener ended up (useful with port 0 in tests). */
@@ -226,6 +227,7 @@ export class ComityServer {
         untrack: (session) => this.#clients.delete(session),
         stopping: () => this.#stopping,
       });
+      mountHostMeta(http, { plaintextAllowed: this.config.c2s.encryption === "optional" });
     }
     if (cfg.admin_console || cfg.api) {
       mountAdmin(http, { config: this.config, hosts: this.hosts, storage: this.storage, log: this.log, control: this.control, throttle: this.#c2sDeps.throttle });
