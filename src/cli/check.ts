@@ -1,10 +1,12 @@
-// `comity check`: validates config, certificates (RFC 6120 §13.7.1.2, RFC 6125) and DNS records (RFC 6120 §3.2, XEP-0368), saying what to fix.
+// `comity check`: validates config, storage, certificates (RFC 6120 §13.7.1.2, RFC 6125) and DNS records (RFC 6120 §3.2,
+// XEP-0368, and the group chat domains federation reaches), saying what to fix.
 import { Resolver } from "node:dns/promises";
 import { readFile, stat } from "node:fs/promises";
 import type { Command } from "commander";
 import { generatedCertPaths, inspectCertificate } from "../core/certs.ts";
 import { ConfigError, parseListenAddress } from "../core/config/load.ts";
 import type { Config } from "../core/config/schema.ts";
+import { checkStorage } from "./check-storage.ts";
 import { printJson, resolveConfig, withConfig } from "./common.ts";
 
 export type Severity = "error" | "warning" | "info" | "ok";
@@ -12,7 +14,7 @@ export type Severity = "error" | "warning" | "info" | "ok";
 /** One result of a check: what was found and, for problems, how to fix it. */
 export interface Finding {
   severity: Severity;
-  area: "config" | "tls" | "dns";
+  area: "config" | "storage" | "tls" | "dns";
   host?: string;
   message: string;
   fix?: string;
@@ -173,9 +175,15 @@ export async function checkDns(config: Config, resolver: DnsResolver): Promise<F
     return p;
   };
 
+  // Each host needs its client and server records; a group chat domain only the server ones, so that users on other
+  // servers can join its rooms (their servers connect to the chat domain itself).
+  const targets: { domain: string; services: Service[] }[] = [];
+  for (const host of config.hosts) {
+    targets.push({ domain: host.domain, services });
+    if (host.muc !== undefined) targets.push({ domain: host.muc.domain, services: services.filter((s) => s.srv.endsWith("-server._tcp")) });
+  }
   const perHost = await Promise.all(
-    config.hosts.map(async (host): Promise<Finding[]> => {
-      const domain = host.domain;
+    targets.map(async ({ domain, services }): Promise<Finding[]> => {
       if (isLocalDomain(domain)) return [finding("info", "dns", "local/testing domain, DNS not checked", { host: domain })];
       const out: Finding[] = [];
       const add = (severity: Severity, message: string, fix?: string) => out.push(finding(severity, "dns", message, fix === undefined ? { host: domain } : { host: domain, fix }));
@@ -240,6 +248,7 @@ export async function runChecks(opts: { config?: string | undefined; dns?: boole
     };
   }
   const findings = checkConfigSettings(config, path);
+  findings.push(...(await checkStorage(config)));
   findings.push(...(await checkCertificates(config, opts.now)));
   if (opts.dns === false) {
     findings.push(finding("info", "dns", "DNS not checked (--no-dns)"));
@@ -256,12 +265,12 @@ export async function runChecks(opts: { config?: string | undefined; dns?: boole
 }
 
 const LABEL: Record<Severity, string> = { error: "error", warning: "warn ", info: "info ", ok: "ok   " };
-const AREA: Record<Finding["area"], string> = { config: "Configuration", tls: "Certificates", dns: "DNS" };
+const AREA: Record<Finding["area"], string> = { config: "Configuration", storage: "Storage", tls: "Certificates", dns: "DNS" };
 
 /** Human-readable report, grouped by area. */
 export function formatFindings(path: string | undefined, findings: Finding[]): string {
   const lines: string[] = [`Config file: ${path ?? "(built-in default)"}`];
-  for (const area of ["config", "tls", "dns"] as const) {
+  for (const area of ["config", "storage", "tls", "dns"] as const) {
     const list = findings.filter((f) => f.area === area);
     if (list.length === 0) continue;
     lines.push("", `${AREA[area]}:`);
@@ -281,7 +290,7 @@ export function registerCheck(program: Command): void {
   withConfig(
     program
       .command("check")
-      .description("check the configuration, certificates and DNS records; exit code 1 when something must be fixed")
+      .description("check the configuration, storage, certificates and DNS records; exit code 1 when something must be fixed")
       .option("--no-dns", "skip DNS lookups"),
     { json: true },
   ).action(async (opts: { config?: string; json?: boolean; dns: boolean }) => {

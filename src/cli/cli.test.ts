@@ -235,6 +235,28 @@ test("the DNS check reports missing records, wrong ports and skips testing domai
   assert.deepEqual(of("lab.test").map((f) => [f.severity, f.message]), [["info", "local/testing domain, DNS not checked"]]);
 });
 
+test("the DNS check covers a group chat domain's server records, which other servers need to reach its rooms", async () => {
+  const config = parseConfig("hosts: [{domain: good.org, muc: {domain: rooms.good.org}}, {domain: two.org, muc: {domain: chat.two.org}}]\nc2s: {direct_tls: []}\n");
+  const findings = await checkDns(
+    config,
+    fakeResolver({
+      srv: {
+        "_xmpp-client._tcp.good.org": [{ name: "xmpp.good.org", port: 5222 }],
+        "_xmpp-server._tcp.good.org": [{ name: "xmpp.good.org", port: 5269 }],
+        "_xmpp-server._tcp.rooms.good.org": [{ name: "xmpp.good.org", port: 5269 }],
+        "_xmpp-client._tcp.two.org": [{ name: "xmpp.good.org", port: 5222 }],
+        "_xmpp-server._tcp.two.org": [{ name: "xmpp.good.org", port: 5269 }],
+      },
+      a: { "xmpp.good.org": ["192.0.2.1"] },
+    }),
+  );
+  const of = (host: string) => findings.filter((f) => f.host === host);
+  assert.deepEqual(of("rooms.good.org").map((f) => [f.severity, f.message]), [["ok", "_xmpp-server._tcp.rooms.good.org SRV → xmpp.good.org:5269 (192.0.2.1)"]]);
+  assert.ok(of("rooms.good.org").every((f) => !/client/.test(f.message)), "no client records are asked of a chat domain");
+  assert.deepEqual(of("chat.two.org").map((f) => f.severity), ["error"]);
+  assert.match(of("chat.two.org")[0]!.message, /_xmpp-server\._tcp\.chat\.two\.org/);
+});
+
 test("the certificate check finds a certificate that does not cover the host", async () => {
   await withDir(async (dir) => {
     const pair = await generateSelfSigned("someone-else.org");
