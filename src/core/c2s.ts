@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { Element } from "../xml/element.ts";
 import { Connection, type ConnectionHandlers, type ConnectionOptions } from "../net/connection.ts";
 import { StanzaError, StreamError, errorReply } from "../xmpp/errors.ts";
-import { NS_BIND, NS_CLIENT, NS_SASL, NS_SESSION, NS_STREAM, NS_TLS } from "../xmpp/ns.ts";
+import { NS_BIND, NS_CARBONS, NS_CLIENT, NS_SASL, NS_SESSION, NS_STREAM, NS_TLS } from "../xmpp/ns.ts";
 import { JidError, parseJid, prepareDomain, prepareLocal, prepareResource, type Jid } from "../xmpp/jid.ts";
 import { createMechanism, listMechanisms, type SaslMechanism, type SaslStep } from "../sasl/mechanism.ts";
 import { channelBindingFor } from "../sasl/channel-binding.ts";
@@ -36,13 +36,45 @@ export interface C2sDeps {
 /** Builds the connection of a session whose transport is not a plain TCP/TLS socket (XMPP over WebSocket). */
 export type ConnectionFactory = (handlers: ConnectionHandlers, opts: ConnectionOptions) => Connection;
 
+/** XEP-0198 Stream Management. */
+export const NS_SM = "urn:xmpp:sm:3";
+
+/**
+ * The XEP-0198 state of one session, kept by the stream-management module (src/modules/stream-management) and set
+ * on `C2sSession.sm` once the client enabled it. Without it a session pays nothing for stream management.
+ */
+export interface StreamManager {
+  /** Stanzas received from the client (the `h` we report), modulo 2^32; c2s counts them. */
+  handled: number;
+  /** A stanza for the client: counted, queued until acknowledged, written. */
+  send(stanza: Element): void;
+  /** The transport died without a closing stream: true when the session now waits for resumption (hibernates). */
+  hibernate(): boolean;
+  /** The session ends: stop timers, forget the resumption id, hand back the stanzas the client never acknowledged. */
+  close(): Element[];
+}
+
+/** What the stream-management module provides to c2s on its host (`provide("stream-management", …)`). */
+export interface StreamManagementHooks {
+  /** An element in the urn:xmpp:sm:3 namespace, at any point of the stream. */
+  element(session: C2sSession, el: Element): void | Promise<void>;
+}
+
+/** The session a connection drives; a resumed session (XEP-0198 §5) takes over the connection of a newer stream. */
+interface ConnectionLink {
+  session: C2sSession | undefined;
+  /** The server's own bookkeeping for this connection (runs once, when the transport is gone). */
+  onClosed: (() => void) | undefined;
+}
+
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const STANZAS = new Set(["message", "presence", "iq"]);
 const IQ_TYPES = new Set(["get", "set", "result", "error"]);
 
 /** One client connection from accept to close. */
 export class C2sSession implements LocalSession {
-  readonly conn: Connection;
+  #conn: Connection;
+  #link: ConnectionLink;
   readonly #deps: C2sDeps;
   readonly #log: Logger;
   #host: Host | undefined;
@@ -52,7 +84,12 @@ export class C2sSession implements LocalSession {
   #failures = 0;
   #timer: NodeJS.Timeout | undefined;
   #authInFlight = false;
-  readonly #onClosed: (() => void) | undefined;
+  /** The connection is gone but the session stays bound, waiting for XEP-0198 resumption. */
+  #hibernating = false;
+  /** end() ran: unbound for good. */
+  #ended = false;
+  /** XEP-0198 state once the client enabled stream management (undefined: no per-stanza cost). */
+  sm: StreamManager | undefined;
   /** The origin of this session's stanzas, made once after binding. */
   #origin: Origin | undefined;
   priority = 0;
@@ -67,24 +104,45 @@ export class C2sSession implements LocalSession {
    */
   constructor(transport: Socket | ConnectionFactory, deps: C2sDeps, onClosed?: () => void) {
     this.#deps = deps;
-    this.#onClosed = onClosed;
     this.#log = deps.log;
+    const link: ConnectionLink = { session: this, onClosed };
+    this.#link = link;
     const handlers: ConnectionHandlers = {
-      streamOpen: (attrs, info) => this.#streamOpen(attrs, info),
-      element: (el) => this.#element(el),
-      closed: (reason) => this.#closed(reason),
+      streamOpen: (attrs, info) => {
+        if (link.session) link.session.#streamOpen(attrs, info);
+      },
+      element: (el) => (link.session ? link.session.#element(el) : undefined),
+      closed: (reason) => {
+        link.onClosed?.();
+        if (link.session) link.session.#closed(reason);
+      },
     };
     const opts: ConnectionOptions = { contentNs: NS_CLIENT, limits: this.#limits(false), log: deps.log };
     if (typeof transport === "function") {
-      this.conn = transport(handlers, opts);
+      this.#conn = transport(handlers, opts);
     } else {
       transport.setNoDelay(true);
-      this.conn = new Connection(transport, handlers, opts);
+      this.#conn = new Connection(transport, handlers, opts);
     }
     this.#timer = setTimeout(() => {
       if (!this.#jid) this.conn.streamError(new StreamError("connection-timeout", { text: "negotiation took too long" }));
     }, deps.config.c2s.handshake_timeout * 1000);
     this.#timer.unref();
+  }
+
+  /** The connection of this session (after a XEP-0198 resumption: the resuming stream's). */
+  get conn(): Connection {
+    return this.#conn;
+  }
+
+  /** The authenticated account (bare JID), before or after binding; undefined before SASL success. */
+  get account(): Jid | undefined {
+    return this.#username !== undefined && this.#host ? parseJid(`${this.#username}@${this.#host.domain}`) : undefined;
+  }
+
+  /** Whether the connection is gone and the session waits for resumption (XEP-0198 §5). */
+  get hibernating(): boolean {
+    return this.#hibernating;
   }
 
   /** The bound full JID (throws before binding; the registry only sees bound sessions). */
@@ -162,13 +220,26 @@ export class C2sSession implements LocalSession {
     }
     f.c("bind", {}, NS_BIND);
     f.c("session", {}, NS_SESSION).c("optional");
+    if (this.#smHooks()) f.c("sm", {}, NS_SM); // XEP-0198 §2: offered after authentication (enable after bind, or resume)
     f.c("ver", {}, "urn:xmpp:features:rosterver"); // RFC 6121 §2.6.1
     f.c("sub", {}, "urn:xmpp:features:pre-approval"); // RFC 6121 §3.4.1
     return f;
   }
 
+  #smHooks(): StreamManagementHooks | undefined {
+    return this.#host?.provided.get("stream-management") as StreamManagementHooks | undefined;
+  }
+
   #element(el: Element): void | Promise<void> {
-    if (this.#jid) return this.#stanza(el);
+    if (el.xmlns === NS_SM) {
+      const hooks = this.#smHooks();
+      if (hooks) return hooks.element(this, el);
+    }
+    if (this.#jid) {
+      const sm = this.sm;
+      if (sm !== undefined) sm.handled = (sm.handled + 1) >>> 0; // XEP-0198 §4: h counts every stanza received
+      return this.#stanza(el);
+    }
     if (el.xmlns === NS_TLS && el.name === "starttls") return this.#starttls();
     if (el.xmlns === NS_SASL && !this.#username) return this.#sasl(el);
     if (this.#username && el.xmlns === NS_CLIENT && el.name === "iq") return this.#preBindIq(el);
@@ -402,25 +473,100 @@ export class C2sSession implements LocalSession {
     if (initial) await this.#deps.events.fire("session/available", { session: this });
   }
 
-  /** Deliver a routed stanza to this client. */
+  /** Deliver a routed stanza to this client (through XEP-0198 counting and queueing when enabled). */
   deliver(stanza: Element): void {
-    this.conn.send(stanza);
+    const sm = this.sm;
+    if (sm !== undefined) sm.send(stanza);
+    else this.#conn.send(stanza);
   }
 
   kick(condition: "conflict" | "system-shutdown" | "policy-violation", text?: string): void {
-    this.conn.streamError(new StreamError(condition, text ? { text } : {}));
+    if (this.#hibernating) {
+      void this.end(`${condition}${text ? `: ${text}` : ""}`);
+      return;
+    }
+    this.#conn.streamError(new StreamError(condition, text ? { text } : {}));
   }
 
   #closed(reason: string): void {
     if (this.#timer) clearTimeout(this.#timer);
-    this.#onClosed?.();
-    if (this.#jid) {
-      this.#deps.sessions.remove(this);
-      this.#log.debug({ jid: this.#jid.toString(), reason }, "c2s closed");
-      this.#deps.events.fire("session/ended", { session: this, reason }).catch((err: unknown) => {
-        this.#log.error({ err }, "session/ended handler failed");
-      });
+    if (!this.#jid) return;
+    // XEP-0198 §5: a transport that died without a closing stream leaves a resumable session bound and routable.
+    if (this.sm && !this.#conn.ended && this.sm.hibernate()) {
+      this.#hibernating = true;
+      this.#log.debug({ jid: this.#jid.toString(), reason }, "c2s hibernating");
+      return;
     }
+    void this.end(reason);
+  }
+
+  /**
+   * End the session: unbind it, tell the modules (session/ended), and settle what the client never acknowledged
+   * (XEP-0198 §4). Resolves when those stanzas are stored or bounced. Does nothing when it already ended.
+   */
+  end(reason: string): Promise<void> {
+    const jid = this.#jid;
+    if (!jid || this.#ended) return Promise.resolve();
+    this.#ended = true;
+    this.#hibernating = false;
+    const sm = this.sm;
+    this.sm = undefined;
+    const unacked = sm ? sm.close() : [];
+    this.#deps.sessions.remove(this);
+    this.#log.debug({ jid: jid.toString(), reason, unacked: unacked.length }, "c2s closed");
+    this.#deps.events.fire("session/ended", { session: this, reason }).catch((err: unknown) => {
+      this.#log.error({ err }, "session/ended handler failed");
+    });
+    if (!this.#conn.closing) this.#conn.close(reason);
+    return unacked.length > 0 ? this.#settle(unacked, jid) : Promise.resolve();
+  }
+
+  /**
+   * Stanzas accepted for this client that it never acknowledged (XEP-0198 §4), handled as if they had not been
+   * delivered (RFC 6121 §8.5): messages go to offline storage, or bounce with service-unavailable when it refuses
+   * them; IQ requests bounce so the requester does not wait. Not re-sent: errors (RFC 6120 §8.3.1), groupchat and
+   * headline (dropped for offline users, RFC 6121 §8.5.2.1.1), carbon copies (the original reached its recipient),
+   * presence (state, probed again at the next login) and IQ results.
+   */
+  async #settle(stanzas: Element[], jid: Jid): Promise<void> {
+    const router = this.#deps.router;
+    const events = this.#deps.events;
+    const origin: Origin = { kind: "local", jid: this.#host!.jid };
+    for (const st of stanzas) {
+      try {
+        const type = st.attrs["type"];
+        if (st.name === "iq") {
+          if (type === "get" || type === "set") router.bounce(st, new StanzaError("service-unavailable"));
+          continue;
+        }
+        if (st.name !== "message" || type === "error" || type === "groupchat" || type === "headline") continue;
+        if (st.elements.some((c) => c.xmlns === NS_CARBONS)) continue;
+        const fromAttr = st.attrs["from"];
+        if (fromAttr === undefined) continue;
+        const from = parseJid(fromAttr);
+        const stored = events.has("message/offline") && (await events.fire("message/offline", { stanza: st, from, to: jid, origin }));
+        if (!stored) router.bounce(st, new StanzaError("service-unavailable"));
+      } catch (err) {
+        this.#log.error({ err, jid: jid.toString() }, "could not settle an unacknowledged stanza");
+      }
+    }
+  }
+
+  /**
+   * XEP-0198 §5: this hibernating (or still connected) session continues on the connection of `stream`, a newer
+   * stream authenticated as the same account that asked to resume it. The old connection, if still open, gets a
+   * `conflict` stream error; `stream` itself is left without a connection and is never bound.
+   */
+  takeOver(stream: C2sSession): void {
+    const old = this.#conn;
+    const oldLink = this.#link;
+    oldLink.session = undefined; // whatever happens to the old connection no longer concerns this session
+    this.#conn = stream.#conn;
+    this.#link = stream.#link;
+    this.#link.session = this;
+    if (stream.#timer) clearTimeout(stream.#timer);
+    this.#hibernating = false;
+    if (!old.closing) old.streamError(new StreamError("conflict", { text: "the session was resumed on another stream" }));
   }
 }
 

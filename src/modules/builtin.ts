@@ -20,6 +20,7 @@ import abuseReports from "./abuse-reports/mod.ts";
 import incidents from "./incidents/mod.ts";
 import federationPolicy from "./federation-policy/mod.ts";
 import muc from "./muc/mod.ts";
+import streamManagement from "./stream-management/mod.ts";
 
 /** Modules for one host (disco needs the host to read what the others registered). */
 export function builtinModules(host: Host): ModuleDefinition[] {
@@ -42,6 +43,7 @@ export function builtinModules(host: Host): ModuleDefinition[] {
     abuseReports,
     incidents,
     federationPolicy,
+    streamManagement, // XEP-0198: c2s finds it by the name it provides ("stream-management")
     muc, // only when hosts[].muc is set: a chat service on its own domain (XEP-0045)
   ];
 }

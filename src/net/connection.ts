@@ -104,6 +104,14 @@ export class Connection {
     return this.#closing || this.#closed;
   }
 
+  /**
+   * Whether the stream was closed in XML (close() ran: by our choice, a stream error, or the peer's closing tag)
+   * rather than the transport dying under it (XEP-0198 §5: only the latter leaves a session to resume).
+   */
+  get ended(): boolean {
+    return this.#closing;
+  }
+
   /** Change parser limits, e.g. after authentication. */
   setLimits(limits: Partial<ParserLimits>): void {
     Object.assign(this.#parser.limits, limits);

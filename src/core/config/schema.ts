@@ -100,6 +100,26 @@ export const ConfigSchema = Type.Object(
         max_sessions_per_user: Type.Integer({ minimum: 1, default: 10, description: "Concurrent sessions (resources) per account" }),
         auth_attempts: Type.Integer({ minimum: 1, default: 3, description: "Failed SASL attempts on one stream before it is closed" }),
         handshake_timeout: Type.Integer({ minimum: 1, default: 60, description: "Seconds a stream may take to authenticate and bind" }),
+        stream_management: Type.Object(
+          {
+            enabled: Type.Boolean({ default: true, description: "Offer XEP-0198 Stream Management (acks and resumption) to clients" }),
+            resume_timeout_seconds: Type.Integer({
+              minimum: 0,
+              maximum: 86400,
+              default: 300,
+              description: "How long a session whose connection dropped stays online waiting to be resumed; 0: no resumption",
+            }),
+            max_unacked: Type.Integer({
+              minimum: 10,
+              default: 1000,
+              description:
+                "Most stanzas kept for a client until it acknowledges them; beyond it a connected stream is closed (policy-violation) and a hibernating session ends, its messages going to offline storage",
+            }),
+            ack_every: Type.Integer({ minimum: 1, default: 5, description: "Ask the client for an ack (`<r/>`) after this many unacknowledged stanzas" }),
+            ack_delay_seconds: Type.Integer({ minimum: 1, default: 5, description: "…or this many seconds after the first unacknowledged stanza, whichever comes first" }),
+          },
+          { default: {}, additionalProperties: false, description: "XEP-0198 Stream Management for client streams (TCP and WebSocket)" },
+        ),
       },
       { default: {}, additionalProperties: false, description: "Client connections (RFC 6120)" },
     ),
