@@ -40,6 +40,11 @@ export interface SaslContext {
   insecurePlain?: boolean;
   /** Iteration count shown for unknown users so they look like real ones (auth.scram_iterations); default 4096. */
   iterations?: number;
+  /**
+   * How new accounts store passwords (auth.password_storage). With "plain", PLAIN checks a real account with one
+   * comparison, so an unknown account gets one too instead of a PBKDF2 decoy that would take measurably longer.
+   */
+  passwordStorage?: "scram" | "plain";
 }
 
 /** One authentication exchange. `data` is undefined when the client sent no (initial) response. */

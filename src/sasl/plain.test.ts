@@ -96,3 +96,21 @@ describe("PLAIN", () => {
     assertFailure(await createPlain(ctx).step(msg("", "juliet", "secret")), "temporary-auth-failure");
   });
 });
+
+describe("PLAIN for an unknown account does the work a real one of the configured storage would", () => {
+  // A huge iteration count makes a PBKDF2 decoy take seconds, so its absence (or presence) is plain to see.
+  const HUGE = 20_000_000;
+
+  it("with plain storage: one comparison, no PBKDF2, still not-authorized", async () => {
+    const started = performance.now();
+    const step = await createPlain(context({}, { passwordStorage: "plain", iterations: HUGE })).step(msg("", "nobody", "whatever"));
+    assertFailure(step, "not-authorized");
+    assert.ok(performance.now() - started < 1000, "no PBKDF2 decoy for an unknown account under plain storage");
+  });
+
+  it("with scram storage: the PBKDF2 decoy runs, as it would for a real account", async () => {
+    const started = performance.now();
+    assertFailure(await createPlain(context({}, { passwordStorage: "scram", iterations: HUGE / 10 })).step(msg("", "nobody", "whatever")), "not-authorized");
+    assert.ok(performance.now() - started > 50, "the decoy hashes");
+  });
+});

@@ -1,4 +1,5 @@
 // PLAIN server mechanism (RFC 4616 §2, §4), verified against a plain or SCRAM-stored password (RFC 5802 §3).
+import { randomBytes } from "node:crypto";
 import type { StoredCredentials } from "../storage/types.ts";
 import { authzidOk, constantTimeEqual, decodeUtf8, decoyCredential, DEFAULT_ITERATIONS, fail } from "./_internal.ts";
 import { digest, hmac, preparePassword, saltedPassword, type ScramHash } from "./credentials.ts";
@@ -7,16 +8,21 @@ import type { SaslContext, SaslMechanism, SaslStep } from "./mechanism.ts";
 // RFC 4616 caps each field at 255 octets; we allow more (some clients send long passphrases) but stay bounded.
 const MAX_FIELD = 1024;
 
-/** Whether `password` (as sent by the client) matches the stored credentials; runs similar work for unknown users. */
-function verify(stored: StoredCredentials | undefined, username: string, password: string, iterations: number): boolean {
+/**
+ * Whether `password` (as sent by the client) matches the stored credentials; runs similar work for unknown users: the
+ * work a real account of the configured storage would cost (a comparison for "plain", PBKDF2 for "scram").
+ */
+function verify(stored: StoredCredentials | undefined, username: string, password: string, iterations: number, storage: "scram" | "plain"): boolean {
   let prepared: string | undefined;
   try {
     prepared = preparePassword(password);
   } catch {
     prepared = undefined; // a password the profile refuses can never have been stored
   }
-  if (stored?.plain !== undefined) {
-    return prepared !== undefined && constantTimeEqual(Buffer.from(prepared, "utf8"), Buffer.from(stored.plain, "utf8"));
+  if (stored?.plain !== undefined || (stored === undefined && storage === "plain")) {
+    const expected = stored?.plain ?? decoyPlain(username);
+    const ok = prepared !== undefined && constantTimeEqual(Buffer.from(prepared, "utf8"), Buffer.from(expected, "utf8"));
+    return ok && stored !== undefined;
   }
   // Real accounts carry SHA-256, so a decoy for an unknown user uses it too.
   const hash: ScramHash = stored?.scram["SHA-256"] === undefined && stored?.scram["SHA-1"] !== undefined ? "SHA-1" : "SHA-256";
@@ -32,9 +38,16 @@ function verify(stored: StoredCredentials | undefined, username: string, passwor
  * Whether `password` matches an account's stored credentials (plain or SCRAM keys), in constant time, with similar
  * work for an unknown account (`stored` undefined). For surfaces that take a password outside SASL (the HTTP admin).
  */
-export function checkPassword(stored: StoredCredentials | undefined, username: string, password: string, iterations = DEFAULT_ITERATIONS): boolean {
-  return verify(stored, username, password, iterations);
+export function checkPassword(stored: StoredCredentials | undefined, username: string, password: string, iterations = DEFAULT_ITERATIONS, storage: "scram" | "plain" = "scram"): boolean {
+  return verify(stored, username, password, iterations, storage);
 }
+
+/** A stand-in stored password for an unknown account, of a typical length, never equal to what a client sends twice. */
+function decoyPlain(username: string): string {
+  return `${username.length}:${DECOY_SECRET}`;
+}
+
+const DECOY_SECRET = randomBytes(12).toString("base64");
 
 /** A PLAIN server exchange for `ctx` (offer it over TLS only). */
 export function createPlain(ctx: SaslContext): SaslMechanism {
@@ -57,7 +70,7 @@ export function createPlain(ctx: SaslContext): SaslMechanism {
     } catch {
       return fail("temporary-auth-failure");
     }
-    if (!verify(stored, username, password, ctx.iterations ?? DEFAULT_ITERATIONS)) return { kind: "failure", condition: "not-authorized", username };
+    if (!verify(stored, username, password, ctx.iterations ?? DEFAULT_ITERATIONS, ctx.passwordStorage ?? "scram")) return { kind: "failure", condition: "not-authorized", username };
     if (!authzidOk(ctx, authzid, username)) return fail("invalid-authzid");
     return { kind: "success", username };
   }

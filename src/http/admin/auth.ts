@@ -109,7 +109,7 @@ export class AdminAuth {
       ok = true;
     } else {
       // Unknown accounts get a decoy check of the same cost, so timing does not say which JIDs exist.
-      ok = password !== "" && checkPassword(creds, jid?.local ?? "unknown", password, this.#deps.config.auth.scram_iterations) && creds !== undefined;
+      ok = password !== "" && checkPassword(creds, jid?.local ?? "unknown", password, this.#deps.config.auth.scram_iterations, this.#deps.config.auth.password_storage) && creds !== undefined;
     }
     if (!ok || jid === undefined) {
       const delay = this.#throttle.failure(address, { user: jid?.bareString() ?? jidText.slice(0, 100), now });
