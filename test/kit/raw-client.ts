@@ -5,6 +5,22 @@ import { connect as tlsConnect, type TLSSocket } from "node:tls";
 export const HEADER = (to = "localhost") =>
   `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${to}' version='1.0'>`;
 
+/**
+ * How long the helpers wait for something that should happen. Generous on purpose: on a loaded two-core CI
+ * machine a TLS handshake or a login can take seconds, and a wait that succeeds returns as soon as it matches.
+ */
+export const WAIT_MS = 15_000;
+
+const live = new Set<RawClient>();
+
+/**
+ * Close every RawClient this process opened and has not closed. Needed only for sockets to servers a test file
+ * does not stop itself (Prosody, ejabberd): those would otherwise keep the test process alive after a failure.
+ */
+export function closeRawClients(): void {
+  for (const c of [...live]) c.close();
+}
+
 /** A socket with a text buffer and helpers to wait for a pattern or for the close. */
 export class RawClient {
   socket: Socket | TLSSocket;
@@ -15,6 +31,7 @@ export class RawClient {
   private constructor(socket: Socket | TLSSocket) {
     this.socket = socket;
     this.#attach(socket);
+    live.add(this);
   }
 
   #attach(socket: Socket | TLSSocket): void {
@@ -25,6 +42,7 @@ export class RawClient {
     });
     socket.on("close", () => {
       this.closed = true;
+      if (socket === this.socket) live.delete(this);
       this.#wake();
     });
     socket.on("error", () => {});
@@ -51,7 +69,7 @@ export class RawClient {
   }
 
   /** Wait until the buffer matches, or the connection closes, or the timeout passes; returns the match. */
-  async waitFor(re: RegExp, timeoutMs = 5000): Promise<RegExpMatchArray> {
+  async waitFor(re: RegExp, timeoutMs = WAIT_MS): Promise<RegExpMatchArray> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const m = this.buffer.match(re);
@@ -70,7 +88,7 @@ export class RawClient {
   }
 
   /** Wait for the server to close the connection. */
-  async waitClosed(timeoutMs = 5000): Promise<void> {
+  async waitClosed(timeoutMs = WAIT_MS): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.closed) {
       if (Date.now() > deadline) throw new Error(`not closed; got: ${this.buffer}`);
@@ -124,7 +142,20 @@ export class RawClient {
     return { client: c, jid: m[1]! };
   }
 
+  #syncs = 0;
+
+  /**
+   * Round trip a ping to the server (after login): the server handles a client's stanzas in order and writes to
+   * its socket in order, so once the answer is here everything it routed to this client before has arrived too.
+   */
+  async sync(to = "localhost"): Promise<void> {
+    const id = `rawsync${++this.#syncs}`;
+    this.send(`<iq type='get' id='${id}' to='${to}'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    await this.waitFor(new RegExp(`<iq[^>]*id='${id}'`));
+  }
+
   close(): void {
+    live.delete(this);
     this.socket.destroy();
   }
 }

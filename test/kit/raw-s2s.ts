@@ -3,6 +3,7 @@
 import { connect as netConnect, createServer, type Server, type Socket, type AddressInfo } from "node:net";
 import { TLSSocket, connect as tlsConnect } from "node:tls";
 import { generateSelfSigned, type CertificatePair } from "../../src/core/certs.ts";
+import { WAIT_MS } from "./raw-client.ts";
 
 const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
 
@@ -117,7 +118,7 @@ export class RawS2s {
   }
 
   /** Wait until the buffer matches, or the connection closes, or the timeout passes; returns the match. */
-  async waitFor(re: RegExp, timeoutMs = 5000): Promise<RegExpMatchArray> {
+  async waitFor(re: RegExp, timeoutMs = WAIT_MS): Promise<RegExpMatchArray> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const m = this.buffer.match(re);
@@ -144,13 +145,13 @@ export class RawS2s {
   }
 
   /** Wait for a stream error; returns its condition. */
-  async streamError(timeoutMs = 5000): Promise<string> {
+  async streamError(timeoutMs = WAIT_MS): Promise<string> {
     const m = await this.waitFor(/<stream:error>\s*<([a-z-]+)/, timeoutMs);
     return m[1]!;
   }
 
   /** Wait for the receiving server to close the connection. */
-  async waitClosed(timeoutMs = 5000): Promise<void> {
+  async waitClosed(timeoutMs = WAIT_MS): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.closed) {
       if (Date.now() > deadline) throw new Error(`not closed; got: ${this.buffer}`);
@@ -194,6 +195,8 @@ export class FakeAuthority {
   readonly results: { from: string; to: string; key: string; streamId: string }[] = [];
   /** Raw XML written right after our first (pre-TLS) stream header for a stream to `to`, e.g. an unsolicited <db:verify/>. */
   greeting: (to: string) => string = () => "";
+  /** Stanzas the receiving server sent us on its link back (answers to what a RawS2s sent it, for barriers). */
+  readonly stanzas: string[] = [];
   readonly #cert: CertificatePair;
   readonly #sockets = new Set<Socket>();
 
@@ -286,10 +289,22 @@ export class FakeAuthority {
           socket.write(`<db:result from='${attr(tag, "to") ?? ""}' to='${attr(tag, "from") ?? ""}' type='valid'/>`);
           continue;
         }
-        // Anything else (stanzas on the link back) is ignored.
+        // Anything else (stanzas on the link back) is only recorded.
+        this.stanzas.push(m[0]);
       }
     };
     raw.on("data", onData);
+  }
+
+  /** Wait until a stanza on the link back matches `re` (polling; bounded by `timeoutMs`). */
+  async received(re: RegExp, timeoutMs = WAIT_MS): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.stanzas.find((x) => re.test(x));
+      if (hit !== undefined) return hit;
+      if (Date.now() > deadline) throw new Error(`timeout waiting for ${re} on the link back; got: ${this.stanzas.join(" ")}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   /** Stop listening and drop every connection. */
@@ -297,6 +312,19 @@ export class FakeAuthority {
     for (const s of this.#sockets) s.destroy();
     await new Promise<void>((r) => this.server.close(() => r()));
   }
+}
+
+let barriers = 0;
+
+/**
+ * A barrier on an authenticated RawS2s stream whose domain routes to `authority`: ping the receiving server and
+ * wait for the answer, which comes back on its link to the authority. The receiving server handles a stream's
+ * elements one at a time, so once the answer is there it has finished with everything `peer` sent before.
+ */
+export async function s2sBarrier(peer: RawS2s, authority: FakeAuthority, from = peer.from, timeoutMs = WAIT_MS): Promise<void> {
+  const id = `barrier${++barriers}`;
+  peer.send(`<iq type='get' from='${from}' to='${peer.to}' id='${id}'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  await authority.received(new RegExp(`<iq\\b[^>]*id='${id}'`), timeoutMs);
 }
 
 /** A TCP port on 127.0.0.1 that nobody listens on (bound, then closed). */
