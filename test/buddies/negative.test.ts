@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createTestServer, type TestServer } from "../kit/server.ts";
-import { RawS2s, FakeAuthority } from "../kit/raw-s2s.ts";
+import { RawS2s, FakeAuthority, s2sBarrier } from "../kit/raw-s2s.ts";
 import { entryOf, rosterOf, waitUntil } from "./kit.ts";
 
 const VICTIM = "victim.localhost";
@@ -40,7 +40,25 @@ after(async () => {
 
 /** Stored notices for the (offline) admin. */
 const notices = (): Promise<number> => victim.server.storage.offline.count(VICTIM, "admin");
-const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 300));
+/** Notices the roster has sent so far (counted when sent; storing them in offline storage is asynchronous). */
+const sent = (): number => rosterOf(victim, VICTIM).metrics.notificationsSent;
+
+/**
+ * Everything the peer sent before has been handled (see s2sBarrier): no fixed sleep, so a slow machine can
+ * neither fail a correct server nor hide a wrong one.
+ */
+const settle = (): Promise<void> => s2sBarrier(peer, authority);
+
+/** Wait until the admin's offline storage holds `n` notices (they are sent synchronously, stored asynchronously). */
+async function noticesStored(n: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  let got = await notices();
+  while (got < n && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 25));
+    got = await notices();
+  }
+  assert.equal(got, n, "notices in offline storage");
+}
 
 test("subscribe from a user JID or a full JID of the peer is ignored: no pending entry, no notice", async () => {
   peer.send(`<presence from='mallory@${RAW}' to='${VICTIM}' type='subscribe' id='u1'/>`);
@@ -48,6 +66,7 @@ test("subscribe from a user JID or a full JID of the peer is ignored: no pending
   peer.send(`<presence from='mallory@${RAW}' to='admin@${VICTIM}' type='subscribe' id='u3'/>`);
   await settle();
   assert.equal(entryOf(victim, VICTIM, RAW), undefined);
+  assert.equal(sent(), 0);
   assert.equal(await notices(), 0);
   assert.ok(rosterOf(victim, VICTIM).metrics.ignored >= 2);
 });
@@ -66,7 +85,8 @@ test("a domain subscribe becomes pending, never approved, and repeats notify the
   await settle();
   const e = entryOf(victim, VICTIM, RAW)!;
   assert.equal(e.subscription, "none");
-  assert.equal(await notices(), 1);
+  assert.equal(sent(), 1);
+  await noticesStored(1);
   assert.equal(rosterOf(victim, VICTIM).metrics.requestsRepeated, 3);
   assert.doesNotMatch(peer.buffer, /type='subscribed'/);
 });
@@ -81,7 +101,8 @@ test("a flood from many authenticated domains stops at buddies.max_pending, one 
   const r = rosterOf(victim, VICTIM);
   assert.equal(r.pendingCount(), MAX_PENDING);
   assert.equal(r.list().length, MAX_PENDING);
-  assert.equal(await notices(), MAX_PENDING, "RAW's notice plus one per accepted flood domain");
+  assert.equal(sent(), MAX_PENDING, "RAW's notice plus one per accepted flood domain");
+  await noticesStored(MAX_PENDING);
   assert.ok(r.metrics.requestsDropped >= FLOOD.length - (MAX_PENDING - 1));
   const metrics = victim.server.control.get("buddies.metrics")!({}) as { pending: number; maxPending: number }[];
   assert.deepEqual([metrics[0]?.pending, metrics[0]?.maxPending], [MAX_PENDING, MAX_PENDING]);
@@ -91,7 +112,7 @@ test("subscribe from a domain the link never authenticated ends the stream and c
   const before = rosterOf(victim, VICTIM).list().length;
   peer.send(`<presence from='stranger.localhost' to='${VICTIM}' type='subscribe' id='x1'/>`);
   assert.equal(await peer.streamError(), "invalid-from");
-  await settle();
+  // The stream is dead now (no barrier possible): the stanza that ended it was refused, not handled.
   assert.equal(entryOf(victim, VICTIM, "stranger.localhost"), undefined);
   assert.equal(rosterOf(victim, VICTIM).list().length, before);
 });
