@@ -76,9 +76,13 @@ function msg(from: string | undefined, marker: string, to = `alice@${VICTIM}/r`)
   return `<message${f}${t} type='chat' id='${marker}'><body>${marker}</body></message>`;
 }
 
-/** Give the server time to (wrongly) deliver, then check the local user saw nothing. */
-async function assertNotDelivered(user: RawClient, marker: string): Promise<void> {
-  await new Promise((r) => setTimeout(r, 300));
+/**
+ * Check the local user never got `marker`. Callers first wait for the stream error or close that refused the
+ * stanza, so the server is done with it; the user's ping round trip then flushes anything the server already
+ * routed to them (it writes to a client in order). No fixed sleep: a slow machine cannot hide a delivery.
+ */
+async function assertNotDelivered(user: RawClient, marker: string, domain = VICTIM): Promise<void> {
+  await user.sync(domain);
   assert.doesNotMatch(user.buffer, new RegExp(marker), `${marker} must not reach the local user`);
 }
 
@@ -188,7 +192,7 @@ test("a <db:verify/> with a type on an incoming stream gets no reply and has no 
 test("as authoritative server, the victim confirms only the key it really issued", async () => {
   // Make the victim dial raw.localhost: it sends its own dialback key to the fake authority.
   alice.send(`<message to='someone@raw.localhost' id='dial'><body>x</body></message>`);
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 20_000; // a new outgoing link: connect, STARTTLS, dialback
   while (!authority.results.some((r) => r.from === VICTIM && r.to === "raw.localhost") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   const issued = authority.results.find((r) => r.from === VICTIM && r.to === "raw.localhost");
   assert.ok(issued, "the victim sent a db:result to raw.localhost");
@@ -268,7 +272,7 @@ test("a stanza to a local domain not authenticated for the stream is host-unknow
   const peer = await authenticated();
   peer.send(msg("juliet@raw.localhost/balcony", "wrong-host-1", `carol@${SECOND}/r`));
   assert.equal(await peer.streamError(), "host-unknown");
-  await assertNotDelivered(carol, "wrong-host-1");
+  await assertNotDelivered(carol, "wrong-host-1", SECOND);
 });
 
 test("piggybacking: a second domain, and a second local domain, authenticated on the same stream may send", async () => {
@@ -286,7 +290,7 @@ test("piggybacking: a second domain, and a second local domain, authenticated on
   // raw2.localhost was authenticated only towards victim.localhost, not towards second.localhost.
   peer.send(msg("romeo@raw2.localhost/r", "piggy-4", `carol@${SECOND}/r`));
   assert.equal(await peer.streamError(), "host-unknown");
-  await assertNotDelivered(carol, "piggy-4");
+  await assertNotDelivered(carol, "piggy-4", SECOND);
 });
 
 test("a repeated claim for an authenticated pair is answered valid without asking again", async () => {
@@ -316,8 +320,8 @@ test("claiming one of the victim's own domains with a guessed key is rejected", 
   const peer = await RawS2s.open(victim.s2sPort, { from: SECOND, to: VICTIM, tls: true });
   const r = await peer.dialback(SECOND, "f".repeat(64), VICTIM, 15_000);
   assert.notEqual(r.type, "valid");
+  await peer.waitClosed(); // a claim for one of the victim's own domains is refused and the stream closed
   peer.send(msg(`carol@${SECOND}/r`, "self-claim-1"));
-  await new Promise((r) => setTimeout(r, 300));
   await assertNotDelivered(alice, "self-claim-1");
   peer.close();
 });
@@ -327,6 +331,8 @@ test("stanzas for verified pairs keep flowing while another domain's dialback is
   const peer = await authenticated();
   peer.send(`<db:result from='slow.localhost' to='${VICTIM}'>key</db:result>`);
   peer.send(msg("juliet@raw.localhost/r", "while-pending-1"));
-  await alice.waitFor(/while-pending-1<\/body>/, 3000);
+  // 15 s is generous for a loaded machine and still half the victim's 30 s verification timeout: a server that
+  // held the stanza until slow.localhost's verdict would fail here.
+  await alice.waitFor(/while-pending-1<\/body>/, 15_000);
   peer.close();
 });
