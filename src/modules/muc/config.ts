@@ -12,7 +12,7 @@ export type AllowPm = "anyone" | "participants" | "moderators" | "none";
 export interface RoomConfig {
   name: string;
   description: string;
-  /** Kept when the last occupant leaves (in memory: until the server restarts). */
+  /** Kept when the last occupant leaves, and stored: it comes back after a restart. */
   persistent: boolean;
   /** Listed in the service's disco#items (muc_public) or not (muc_hidden). */
   public: boolean;
@@ -68,7 +68,7 @@ export function configForm(room: string, c: RoomConfig, limits: ConfigLimits): E
   const fields: FieldSpec[] = [
     { var: F("roomname"), type: "text-single", label: "Natural-language room name", value: c.name },
     { var: F("roomdesc"), type: "text-single", label: "Short description of the room", value: c.description },
-    { var: F("persistentroom"), type: "boolean", label: "Keep the room when the last occupant leaves (until the server restarts)", value: c.persistent },
+    { var: F("persistentroom"), type: "boolean", label: "Keep the room when the last occupant leaves and across restarts", value: c.persistent },
     { var: F("publicroom"), type: "boolean", label: "List the room publicly", value: c.public },
     { var: F("membersonly"), type: "boolean", label: "Only members may enter", value: c.membersOnly },
     { var: F("moderatedroom"), type: "boolean", label: "Only participants with voice may speak", value: c.moderated },

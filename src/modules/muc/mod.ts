@@ -2,9 +2,10 @@
 // registered as a component of its host so that local and remote users reach it alike; with XEP-0410 self-ping
 // answered by the room. See README.md for what is implemented and what is not.
 import { defineModule, type ModuleContext } from "../../core/module-api.ts";
+import { MUC_STORE, RoomStore } from "./persistence.ts";
 import { MucService } from "./service.ts";
 
-function setup(ctx: ModuleContext): void {
+async function setup(ctx: ModuleContext): Promise<void> {
   const cfg = ctx.hostConfig.muc;
   if (!cfg) return;
   const service = new MucService({
@@ -16,7 +17,9 @@ function setup(ctx: ModuleContext): void {
     limits: { maxOccupants: cfg.max_occupants, maxHistory: cfg.max_history },
     send: (stanza) => ctx.send(stanza),
     isHostAdmin: (jid) => ctx.isAdmin(jid),
+    store: new RoomStore(ctx.storage.keyval(MUC_STORE), cfg.domain, ctx.log),
   });
+  const loaded = await service.load(); // before the component is reachable, so disco#items lists them at once
   ctx.addComponent(cfg.domain, (stanza, from, to) => service.handle(stanza, from, to));
   ctx.addDiscoItem({ jid: cfg.domain, name: cfg.name }); // XEP-0045 §6.1: found through the host's disco#items
   // The presence module sends unavailable presence to every room a session entered when it ends; this also covers
@@ -24,10 +27,11 @@ function setup(ctx: ModuleContext): void {
   ctx.hook("session/ended", ({ session }) => {
     service.sessionEnded(session.jid);
   });
-  ctx.hook("server/stopping", () => {
+  ctx.hook("server/stopping", async () => {
     service.shutdown();
+    await service.flush(); // the storage closes after this event
   });
-  ctx.log.info({ domain: cfg.domain }, "multi-user chat service ready");
+  ctx.log.info({ domain: cfg.domain, storedRooms: loaded }, "multi-user chat service ready");
 }
 
 export default defineModule({

@@ -1,7 +1,8 @@
 // XEP-0045: Multi-User Chat <https://xmpp.org/extensions/xep-0045.html>, one room: entering (§7.2), presence
 // (§7.6, §7.7), groupchat and private messages (§7.4, §7.5), subject (§8.1), invitations (§7.8.2), exit (§7.14),
 // moderation (§8: kick, voice), affiliations (§9: ban, members, admins; §10: owners), configuration (§10.1-10.2),
-// destruction (§10.9), ghosts (§18.1.2) and shutdown (§13.2). Everything is kept in memory.
+// destruction (§10.9), ghosts (§18.1.2) and shutdown (§13.2). The service stores the lasting state of persistent
+// rooms (snapshot(), restored by the constructor); occupants and history are kept in memory.
 import { randomBytes } from "node:crypto";
 import { Element } from "../../xml/element.ts";
 import { StanzaError, type StanzaCondition } from "../../xmpp/errors.ts";
@@ -10,6 +11,7 @@ import { NS_CLIENT, NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_STANZAS 
 import { buildForm } from "../../xmpp/data-forms.ts";
 import { applyConfigForm, configForm, defaultConfig, type ConfigLimits, type RoomConfig } from "./config.ts";
 import { History, delayed, parseHistoryRequest, stampOf } from "./history.ts";
+import type { RoomState, RoomSubject } from "./persistence.ts";
 import {
   NS_DELAY,
   NS_MUC,
@@ -42,8 +44,10 @@ export interface RoomDeps {
   now(): number;
   /** Administrators of the service's host act as owners of every room. */
   isServiceAdmin(jid: Jid): boolean;
-  /** The room ended: destroyed, or left empty while not persistent. */
-  gone(room: Room): void;
+  /** The room ended: destroyed (§10.9, or the initial configuration cancelled), left empty while not persistent, or the server stops. */
+  gone(room: Room, why: "destroyed" | "empty" | "shutdown"): void;
+  /** The room's lasting state (configuration, affiliations, subject) changed: see snapshot(). */
+  changed(room: Room): void;
   /** A real full JID entered / left the room (the service keeps an index for session ends). */
   joined(room: Room, real: string): void;
   left(room: Room, real: string): void;
@@ -166,17 +170,34 @@ export class Room {
   readonly #byNick = new Map<string, Occupant>();
   readonly #byReal = new Map<string, Occupant>();
   readonly #history: History;
-  #subject: { text: string; nick: string; stamp: number } | undefined;
+  #subject: RoomSubject | undefined;
   readonly #forwarded = new Map<string, Forwarded>();
   #gone = false;
 
-  constructor(jid: Jid, owner: Jid, deps: RoomDeps) {
+  /** A new room owned by `from.owner` (locked until configured), or a stored one (`from.state`, unlocked). */
+  constructor(jid: Jid, from: { owner: Jid } | { state: RoomState }, deps: RoomDeps) {
     this.jid = jid;
     this.address = jid.toString();
     this.#deps = deps;
-    this.config = defaultConfig(deps.limits);
+    if ("owner" in from) {
+      this.config = defaultConfig(deps.limits);
+      this.#affiliations.set(from.owner.bareString(), "owner");
+    } else {
+      this.config = { ...from.state.config };
+      for (const [who, affiliation] of from.state.affiliations) this.#affiliations.set(who, affiliation);
+      if (from.state.subject) this.#subject = { ...from.state.subject };
+      this.locked = false;
+    }
     this.#history = new History(this.config.maxHistory);
-    this.#affiliations.set(owner.bareString(), "owner");
+  }
+
+  /** The lasting state, as a persistent room stores it. */
+  snapshot(): RoomState {
+    const affiliations: RoomState["affiliations"] = [];
+    for (const [who, a] of this.#affiliations) if (a !== "none") affiliations.push([who, a]);
+    const state: RoomState = { config: { ...this.config }, affiliations };
+    if (this.#subject) state.subject = { ...this.#subject };
+    return state;
   }
 
   get occupantCount(): number {
@@ -398,10 +419,10 @@ export class Room {
 
   /** §7.14 note: a temporary room ends with its last occupant. */
   #afterLeave(): void {
-    if (this.#byNick.size === 0 && (!this.config.persistent || this.locked)) this.#end();
+    if (this.#byNick.size === 0 && (!this.config.persistent || this.locked)) this.#end("empty");
   }
 
-  #end(): void {
+  #end(why: "destroyed" | "empty" | "shutdown"): void {
     if (this.#gone) return;
     this.#gone = true;
     for (const f of this.#forwarded.values()) clearTimeout(f.timer);
@@ -409,7 +430,7 @@ export class Room {
     for (const real of [...this.#byReal.keys()]) this.#deps.left(this, real);
     this.#byReal.clear();
     this.#byNick.clear();
-    this.#deps.gone(this);
+    this.#deps.gone(this, why);
   }
 
   /** §7.6: unavailable from the old nickname with 303, then available from the new one. */
@@ -479,6 +500,7 @@ export class Room {
     const allowed = o.role === "moderator" || (this.config.changeSubject && roleAtLeast(o.role, "participant"));
     if (!allowed) throw new StanzaError("forbidden", { text: "only moderators may change the subject" });
     this.#subject = { text, nick: o.nick, stamp: this.#deps.now() };
+    this.#deps.changed(this);
     this.#toAll(this.#reflected(stanza, o));
   }
 
@@ -511,7 +533,10 @@ export class Room {
       const invitee = tryParseJid(inv.attrs["to"] ?? "");
       if (!invitee) throw new StanzaError("jid-malformed", { text: "invite to whom?" });
       // In a members-only room the invitee becomes a member, or the invitation could not be used (§7.8.2 MAY).
-      if (this.config.membersOnly && this.affiliationOf(invitee) === "none") this.#affiliations.set(invitee.bare.toString(), "member");
+      if (this.config.membersOnly && this.affiliationOf(invitee) === "none") {
+        this.#affiliations.set(invitee.bare.toString(), "member");
+        this.#deps.changed(this);
+      }
       const m = new Element("message", NS_CLIENT, { from: this.address, to: invitee.toString(), id: newId() });
       const x = m.c("x", {}, NS_MUC_USER);
       const i = x.c("invite", { from: inviter });
@@ -747,6 +772,7 @@ export class Room {
     const before = this.#affiliations.get(key) ?? "none";
     if (affiliation === "none") this.#affiliations.delete(key);
     else this.#affiliations.set(key, affiliation);
+    if (affiliation !== before) this.#deps.changed(this);
     // Occupants concerned: the user (bare JID) or, for a domain, everyone from it.
     const concerned = [...this.#byNick.values()].filter((o) => (jid.local === "" ? parseJid(o.bare).domain === jid.domain : o.bare === key));
     for (const o of concerned) {
@@ -790,6 +816,7 @@ export class Room {
     this.config = next;
     this.locked = false;
     this.#history.limit = next.maxHistory;
+    this.#deps.changed(this); // before anyone is removed below: a room that empties and ends is then forgotten after
     this.#result(iq);
     // §10.2: who was let in under the old settings and is no member of a now members-only room leaves (322).
     if (next.membersOnly && !before.membersOnly) {
@@ -820,7 +847,7 @@ export class Room {
         this.#deps.send(this.#presenceOf(o, s, o, { unavailable: true, affiliation: "none", role: "none", destroy: d, jid: s }));
       }
     }
-    this.#end();
+    this.#end("destroyed");
   }
 
   /** §13.2: the service is shutting down; every session gets unavailable with 332 (no broadcast). */
@@ -828,6 +855,6 @@ export class Room {
     for (const o of this.#byNick.values()) {
       for (const s of o.sessions.keys()) this.#deps.send(this.#presenceOf(o, s, o, { unavailable: true, codes: [332], jid: s }));
     }
-    this.#end();
+    this.#end("shutdown");
   }
 }

@@ -1,14 +1,16 @@
 // XEP-0045: Multi-User Chat <https://xmpp.org/extensions/xep-0045.html>, the service on its own domain: service
 // discovery (§6.1-6.3), rooms by address (§7-§10), creation on first entry by an allowed user (§10.1), errors
-// answered in the room's name (§7.2.16), and the index of which sessions are in which rooms (session ends).
+// answered in the room's name (§7.2.16), the index of which sessions are in which rooms (session ends), and
+// persistent rooms kept in a RoomStore (persistence.ts) across restarts.
 import { Element } from "../../xml/element.ts";
 import { StanzaError, errorReply } from "../../xmpp/errors.ts";
-import type { Jid } from "../../xmpp/jid.ts";
+import { parseJid, type Jid } from "../../xmpp/jid.ts";
 import { NS_CLIENT, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING } from "../../xmpp/ns.ts";
 import type { ConfigLimits } from "./config.ts";
 import { NS_MUC, NS_MUC_STABLE_ID } from "./ns.ts";
 import { Room, notInRoom, type RoomDeps } from "./room.ts";
 import { orderedSend, type Send } from "./ordered-send.ts";
+import type { RoomStore } from "./persistence.ts";
 
 /** Who may create rooms (hosts[].muc.create). */
 export type CreatePolicy = "admins" | "users" | "anyone";
@@ -26,9 +28,11 @@ export interface MucServiceOptions {
   send: Send;
   isHostAdmin(jid: Jid): boolean;
   now?(): number;
+  /** Where persistent rooms are kept; without one they last until the server stops. */
+  store?: RoomStore;
 }
 
-/** One chat service and its rooms, in memory. */
+/** One chat service and its rooms: in memory, persistent ones also in the store. */
 export class MucService {
   readonly domain: string;
   readonly rooms = new Map<string, Room>();
@@ -47,8 +51,15 @@ export class MucService {
       limits: opts.limits,
       now: opts.now ?? Date.now,
       isServiceAdmin: (jid) => opts.isHostAdmin(jid),
-      gone: (room) => {
+      gone: (room, why) => {
         if (this.rooms.get(room.jid.local) === room) this.rooms.delete(room.jid.local);
+        // A stopping server keeps its persistent rooms; a destroyed or emptied temporary room is forgotten.
+        if (why !== "shutdown") opts.store?.remove(room.jid.local);
+      },
+      changed: (room) => {
+        if (!opts.store || room.isGone) return;
+        if (room.config.persistent && !room.locked) opts.store.save(room.jid.local, room.snapshot());
+        else opts.store.remove(room.jid.local); // turned temporary: a restart will not bring it back
       },
       joined: (room, real) => {
         let set = this.#roomsOf.get(real);
@@ -62,6 +73,23 @@ export class MucService {
         if (set.size === 0) this.#roomsOf.delete(real);
       },
     };
+  }
+
+  /** Bring back the stored persistent rooms (at start, before any stanza); returns how many. */
+  async load(): Promise<number> {
+    const store = this.#opts.store;
+    if (!store) return 0;
+    const stored = await store.load(this.#opts.limits);
+    for (const { name, state } of stored) {
+      const jid = parseJid(`${name}@${this.domain}`);
+      this.rooms.set(name, new Room(jid, { state }, this.#deps));
+    }
+    return stored.length;
+  }
+
+  /** Resolves when the store has written every change made so far. */
+  async flush(): Promise<void> {
+    await this.#opts.store?.flush();
   }
 
   /** Everything addressed to the service's domain or a JID on it. */
@@ -138,7 +166,7 @@ export class MucService {
       }
       if (!this.mayCreate(from)) throw new StanzaError("not-allowed", { text: "you may not create rooms here" });
       if (this.rooms.size >= this.#opts.maxRooms) throw new StanzaError("resource-constraint", { text: "the service has too many rooms" });
-      const room = new Room(to.bare, from, this.#deps);
+      const room = new Room(to.bare, { owner: from }, this.#deps);
       this.rooms.set(to.local, room);
       try {
         room.presence(stanza, from, to.resource, { created: true });
