@@ -97,7 +97,7 @@ export class SmState implements StreamManager {
     if (session.hibernating || conn.closing) return; // kept for the resumed stream, or for settling at the end
     conn.send(stanza);
     if (((this.#sent - this.#requested) >>> 0) >= this.#opts.ackEvery) this.#request();
-    else if (this.#ackTimer === undefined) this.#armAckTimer();
+    if (this.#ackTimer === undefined) this.#armAckTimer();
   }
 
   /** The queue passed max_unacked: true when the session is being ended for it. */
@@ -121,14 +121,17 @@ export class SmState implements StreamManager {
 
   #request(): void {
     this.#requested = this.#sent;
-    this.#clearAckTimer();
     this.session.conn.send(R);
   }
 
+  /**
+   * At most one timer per session and per ack_delay (never one per stanza): when it fires, stanzas sent since the
+   * last <r/> are asked for; the next stanza or ack arms it again.
+   */
   #armAckTimer(): void {
     this.#ackTimer = setTimeout(() => {
       this.#ackTimer = undefined;
-      if (this.#queue.length > 0 && !this.session.hibernating && !this.session.conn.closing) this.#request();
+      if (this.#queue.length > 0 && this.#sent !== this.#requested && !this.session.hibernating && !this.session.conn.closing) this.#request();
     }, this.#opts.ackDelayMs);
     this.#ackTimer.unref();
   }
@@ -149,8 +152,7 @@ export class SmState implements StreamManager {
       this.#acked = h;
     }
     this.#lastAckAt = Date.now();
-    if (this.#queue.length === 0) this.#clearAckTimer();
-    else if (this.#ackTimer === undefined && !this.session.conn.closing) this.#armAckTimer();
+    if (this.#queue.length > 0 && this.#ackTimer === undefined && !this.session.conn.closing) this.#armAckTimer();
     return true;
   }
 
