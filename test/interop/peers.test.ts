@@ -6,7 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { createTestServer, type TestServer } from "../kit/server.ts";
-import { RawClient } from "../kit/raw-client.ts";
+import { RawClient, closeRawClients } from "../kit/raw-client.ts";
 
 const PEERS = [
   { name: "Prosody", domain: "prosody.test", host: "127.0.0.2", c2s: 25122 },
@@ -45,8 +45,19 @@ before(async () => {
   );
 });
 after(async () => {
+  // Sockets to Prosody and ejabberd stay open after a failed test; they would keep this process alive.
+  closeRawClients();
   await ts?.stop();
 });
+
+let syncs = 0;
+
+/** A roster get round trip (every server answers it): the server has handled what this client sent before. */
+async function sync(c: RawClient): Promise<void> {
+  const id = `sync${++syncs}`;
+  c.send(`<iq type='get' id='${id}'><query xmlns='jabber:iq:roster'/></iq>`);
+  await c.waitFor(new RegExp(`id=['"]${id}['"]`), 30_000);
+}
 
 async function comityLogin(user: string, resource: string): Promise<RawClient> {
   const { client } = await RawClient.login(ts.c2sPort, user, "comity-pass", resource, { host: "127.0.0.10", domain: "comity.test" });
@@ -64,7 +75,8 @@ for (const peer of PEERS) {
   test(`messages cross between Comity and ${peer.name} in both directions`, { skip, timeout: 60_000 }, async () => {
     const ours = await comityLogin("alice", `m-${peer.name}`);
     const theirs = await peerLogin(peer, "alice", "m");
-    await new Promise((r) => setTimeout(r, 300));
+    await sync(ours);
+    await sync(theirs);
     ours.send(`<message to='alice@${peer.domain}/m' type='chat' id='to-${peer.name}'><body>hello ${peer.name}, from Comity</body></message>`);
     await theirs.waitFor(new RegExp(`hello ${peer.name}, from Comity`), 30_000);
     assert.match(theirs.buffer, /from=['"]alice@comity\.test\/m-/);
@@ -97,7 +109,7 @@ for (const peer of PEERS) {
     const ours = await comityLogin("bob", `sub-${peer.name}`);
     ours.send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
     await ours.waitFor(/id='r1'/);
-    await new Promise((r) => setTimeout(r, 300));
+    await sync(theirs);
 
     // Comity → peer: subscribe, approved by the peer's user; our roster shows 'to' and their presence arrives.
     theirs.buffer = "";
