@@ -123,3 +123,14 @@ test("after ack_delay, stanzas not yet asked for are asked for once", async () =
   assert.equal(written.filter((e) => e.name === "r").length, 1, "no repeated request without new stanzas");
   sm.close();
 });
+
+test("acks in small steps free the right stanzas however the queue is compacted", () => {
+  const { session } = fakeSession();
+  const sm = new SmState(session, { ...OPTS, maxUnacked: 1000 }, undefined, new Map());
+  for (let i = 1; i <= 300; i++) sm.send(msg(i));
+  for (let h = 7; h <= 280; h += 7) assert.ok(sm.ack(h));
+  assert.equal(sm.unacked, 20);
+  assert.equal(sm.ack(301), false);
+  const left = sm.close();
+  assert.deepEqual(left.map((e) => e.attrs["id"]), Array.from({ length: 20 }, (_, i) => `m${281 + i}`));
+});

@@ -20,12 +20,11 @@ export interface SmOptions {
 }
 
 /**
- * A connected stream over its limit is closed only if the client has not acknowledged anything for this long: a burst
- * at login (offline messages, presence of a large roster) may pass the limit before any ack can come back.
+ * A connected stream over its limit is closed only if the client has not acknowledged anything for this long: a
+ * burst (offline messages and a large roster's presence at login, a busy chat) passes the limit long before the
+ * client's acks can come back, and closing a stream that is being read would only move its queue to offline storage.
  */
 export const ACK_GRACE_MS = 60_000;
-/** …or at once when the queue reaches this many times the limit, however recently the client acknowledged. */
-export const HARD_LIMIT_FACTOR = 10;
 
 const MAX_H = 0xffffffff;
 const R = new Element("r", NS_SM);
@@ -58,8 +57,9 @@ export class SmState implements StreamManager {
   #sent = 0;
   /** The client's last `h`: the queue holds stanzas #acked+1 … #sent. */
   #acked = 0;
-  /** Unacknowledged stanzas, oldest first. */
+  /** Unacknowledged stanzas are #queue[#head …], oldest first (acks move #head: no copying per ack). */
   #queue: Element[] = [];
+  #head = 0;
   /** #sent when we last asked for an ack. */
   #requested = 0;
   #lastAckAt = Date.now();
@@ -79,7 +79,7 @@ export class SmState implements StreamManager {
 
   /** Stanzas sent and not yet acknowledged. */
   get unacked(): number {
-    return this.#queue.length;
+    return this.#queue.length - this.#head;
   }
 
   /** Stanzas sent since enabling (modulo 2^32). */
@@ -92,7 +92,7 @@ export class SmState implements StreamManager {
     q.push(stanza);
     this.#sent = (this.#sent + 1) >>> 0;
     const session = this.session;
-    if (q.length > this.#opts.maxUnacked && this.#overLimit()) return;
+    if (q.length - this.#head > this.#opts.maxUnacked && this.#overLimit()) return;
     const conn = session.conn;
     if (session.hibernating || conn.closing) return; // kept for the resumed stream, or for settling at the end
     conn.send(stanza);
@@ -110,8 +110,7 @@ export class SmState implements StreamManager {
       void session.end("too many stanzas queued for resumption");
       return true;
     }
-    const stale = Date.now() - this.#lastAckAt > ACK_GRACE_MS;
-    if (stale || this.#queue.length > this.#opts.maxUnacked * HARD_LIMIT_FACTOR) {
+    if (Date.now() - this.#lastAckAt > ACK_GRACE_MS) {
       this.#overflowed = true;
       session.conn.streamError(new StreamError("policy-violation", { text: "too many unacknowledged stanzas" }));
       return true;
@@ -131,7 +130,7 @@ export class SmState implements StreamManager {
   #armAckTimer(): void {
     this.#ackTimer = setTimeout(() => {
       this.#ackTimer = undefined;
-      if (this.#queue.length > 0 && this.#sent !== this.#requested && !this.session.hibernating && !this.session.conn.closing) this.#request();
+      if (this.unacked > 0 && this.#sent !== this.#requested && !this.session.hibernating && !this.session.conn.closing) this.#request();
     }, this.#opts.ackDelayMs);
     this.#ackTimer.unref();
   }
@@ -146,13 +145,24 @@ export class SmState implements StreamManager {
   /** The client handled stanzas up to `h` (§4): free them. False when `h` counts more than were sent. */
   ack(h: number): boolean {
     const n = (h - this.#acked) >>> 0;
-    if (n > this.#queue.length) return false;
+    const left = this.#queue.length - this.#head;
+    if (n > left) return false;
     if (n > 0) {
-      this.#queue = n === this.#queue.length ? [] : this.#queue.slice(n);
       this.#acked = h;
+      if (n === left) {
+        this.#queue = [];
+        this.#head = 0;
+      } else {
+        this.#head += n;
+        // Compact once the freed prefix is the larger part, so the array never keeps more than twice what is unacked.
+        if (this.#head > 64 && this.#head * 2 > this.#queue.length) {
+          this.#queue = this.#queue.slice(this.#head);
+          this.#head = 0;
+        }
+      }
     }
     this.#lastAckAt = Date.now();
-    if (this.#queue.length > 0 && this.#ackTimer === undefined && !this.session.conn.closing) this.#armAckTimer();
+    if (n < left && this.#ackTimer === undefined && !this.session.conn.closing) this.#armAckTimer();
     return true;
   }
 
@@ -169,8 +179,9 @@ export class SmState implements StreamManager {
     if (this.#resumeTimer !== undefined) clearTimeout(this.#resumeTimer);
     this.#resumeTimer = undefined;
     const conn = this.session.conn;
-    for (const st of this.#queue) conn.send(st);
-    if (this.#queue.length > 0) this.#request();
+    const q = this.#queue;
+    for (let i = this.#head; i < q.length; i++) conn.send(q[i]!);
+    if (q.length > this.#head) this.#request();
   }
 
   close(): Element[] {
@@ -179,8 +190,9 @@ export class SmState implements StreamManager {
     if (this.#resumeTimer !== undefined) clearTimeout(this.#resumeTimer);
     this.#resumeTimer = undefined;
     if (this.id !== undefined && this.#registry.get(this.id) === this) this.#registry.delete(this.id);
-    const q = this.#queue;
+    const q = this.#head === 0 ? this.#queue : this.#queue.slice(this.#head);
     this.#queue = [];
+    this.#head = 0;
     return q;
   }
 }
