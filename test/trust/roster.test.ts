@@ -23,7 +23,7 @@ function roster(ts: TestServer, domain: string): ServerRoster {
   return r;
 }
 
-async function eventually(check: () => boolean, timeoutMs = 10000): Promise<void> {
+async function eventually(check: () => boolean, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) throw new Error("condition not met in time");
@@ -40,8 +40,8 @@ before(async () => {
 });
 
 after(async () => {
-  await a.stop();
-  await b.stop();
+  await a?.stop();
+  await b?.stop();
 });
 
 test("incidents follow the real server roster: refused before approval, stored after, refused again after removal", async () => {
@@ -77,10 +77,11 @@ test("buddies-only with the real roster: the trust handshake crosses, other traf
     const before = ((await call(b, "incidents.list")) as IncidentRecord[]).length;
     // A's own filter refuses it, and the request settles at once with policy-violation (no timeout).
     const t0 = Date.now();
-    let rec = (await call(a, "incidents.send", { peer: "b.localhost", kind: "report", payload: IODEF, force: true, timeout_ms: 10_000 })) as IncidentRecord;
+    let rec = (await call(a, "incidents.send", { peer: "b.localhost", kind: "report", payload: IODEF, force: true, timeout_ms: 30_000 })) as IncidentRecord;
     assert.equal(rec.status, "failed");
     assert.match(rec.note ?? "", /policy-violation/);
-    assert.ok(Date.now() - t0 < 5000, "refused locally, not timed out");
+    // Half the request timeout: a local refusal takes milliseconds even on a loaded machine, a timeout 30 s.
+    assert.ok(Date.now() - t0 < 15_000, "refused locally, not timed out");
     assert.equal(((await call(b, "incidents.list")) as IncidentRecord[]).length, before);
     await call(a, "buddies.request", { peer: "b.localhost", actor: "admin@a.localhost" });
     await eventually(() => rb.get("a.localhost")?.pendingIn === true);
