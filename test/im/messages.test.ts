@@ -65,7 +65,7 @@ function closeAll(...cs: RawClient[]): void {
 
 /** Wait until the server has no session for this bare JID (closed sockets are noticed asynchronously). */
 async function gone(server: ComityServer, bare: string): Promise<void> {
-  const deadline = Date.now() + 3000;
+  const deadline = Date.now() + 15_000;
   while (server.sessions.ofBare(bare).size > 0) {
     if (Date.now() > deadline) throw new Error(`${bare} still has sessions`);
     await new Promise((r) => setTimeout(r, 10));

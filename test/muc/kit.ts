@@ -1,5 +1,5 @@
 // Test kit for the multi-user chat tests: logged-in raw clients that read what they receive as parsed stanzas.
-import { RawClient } from "../kit/raw-client.ts";
+import { RawClient, WAIT_MS } from "../kit/raw-client.ts";
 import { parseXml } from "../../src/xml/parser.ts";
 import type { Element } from "../../src/xml/element.ts";
 
@@ -72,7 +72,7 @@ export class Peer {
    * Wait for the first stanza not taken yet that matches `pred` and take it; the ones before it stay available
    * to later calls (so an IQ answer can be awaited while presence broadcasts arrive around it).
    */
-  async next(pred: (e: Element) => boolean, what = "a matching stanza", timeoutMs = 5000): Promise<Element> {
+  async next(pred: (e: Element) => boolean, what = "a matching stanza", timeoutMs = WAIT_MS): Promise<Element> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const all = this.all();

@@ -40,7 +40,7 @@ async function online(username: string, password: string): Promise<{ c: XmppClie
 }
 
 async function waitFor(seen: XmlElement[], pred: (s: XmlElement) => boolean, what: string): Promise<XmlElement> {
-  const deadline = Date.now() + 5000;
+  const deadline = Date.now() + 15_000; // generous for a loaded machine; a match returns at once
   for (;;) {
     const found = seen.find(pred);
     if (found) {

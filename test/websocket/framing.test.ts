@@ -7,6 +7,7 @@ import type { IncomingMessage } from "node:http";
 import { TLSSocket } from "node:tls";
 import WebSocket from "ws";
 import { createTestServer, type TestServer } from "../kit/server.ts";
+import { WAIT_MS } from "../kit/raw-client.ts";
 
 const FRAMING = "urn:ietf:params:xml:ns:xmpp-framing";
 const OPEN = (to = "localhost") => `<open xmlns='${FRAMING}' to='${to}' version='1.0'/>`;
@@ -60,7 +61,7 @@ class WsClient {
   }
 
   /** Remove and return messages up to and including the first that matches; throws on close or timeout. */
-  async expect(re: RegExp, timeoutMs = 5000): Promise<string> {
+  async expect(re: RegExp, timeoutMs = WAIT_MS): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const i = this.messages.findIndex((m) => re.test(m));
@@ -79,7 +80,7 @@ class WsClient {
   }
 
   /** Wait for the WebSocket to close; returns the close code. */
-  async closed(timeoutMs = 5000): Promise<number> {
+  async closed(timeoutMs = WAIT_MS): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     while (this.closeCode === undefined) {
       if (Date.now() > deadline) throw new Error(`not closed; got: ${this.messages.join(" | ")}`);

@@ -45,7 +45,7 @@ function connect(service: string, opts: { mechanism?: string; resource: string; 
 }
 
 /** The next stanza the client receives that satisfies `pred`. */
-function nextStanza(c: XmppClient, pred: (s: XmlElement) => boolean, timeoutMs = 5000): Promise<XmlElement> {
+function nextStanza(c: XmppClient, pred: (s: XmlElement) => boolean, timeoutMs = 15_000): Promise<XmlElement> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error("no matching stanza")), timeoutMs);
     const on = (s: XmlElement) => {
