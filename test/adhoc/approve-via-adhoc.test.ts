@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createTestServer, type TestServer } from "../kit/server.ts";
 import type { ServerRoster } from "../../src/modules/server-buddies/api.ts";
 import { NODE_PENDING, NODE_REMOVE, NODE_SERVER_BUDDY } from "../../src/modules/buddies-adhoc/mod.ts";
-import { runSlix, slixmppProblem, startSlix, type SlixEvent } from "./slix.ts";
+import { killSlix, runSlix, slixmppProblem, startSlix, type SlixEvent } from "./slix.ts";
 
 let a: TestServer;
 let b: TestServer;
@@ -22,8 +22,9 @@ before(async () => {
   b.config.s2s.routes["a.localhost"] = `127.0.0.1:${a.s2sPort}`;
 });
 after(async () => {
-  await a.stop();
-  await b.stop();
+  killSlix();
+  await a?.stop();
+  await b?.stop();
 });
 
 /** The host's server roster as the modules see it; fails clearly when the server-buddies module is not loaded. */
@@ -34,7 +35,7 @@ function rosterOf(ts: TestServer, domain: string): ServerRoster {
 }
 
 /** Wait until `check` holds (polling), or fail with `what`. */
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+async function until(what: string, check: () => boolean, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;
   while (!check()) {
     if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
@@ -54,7 +55,7 @@ test("admin A requests through ad-hoc, B's admin is told and approves through ad
     port: b.c2sPort,
     jid: "admin@b.localhost/slix",
     password: "pw-b",
-    timeoutS: 30,
+    timeoutS: 120, // it lives through A's whole run (another Python start, login, command, s2s link)
     steps: [{ wait_message: 1 }, { execute: NODE_PENDING, then: [{ action: "complete", fields: { peers: ["a.localhost"], action: "approve", note: "known to us" } }] }],
   });
   await bAdmin.waitFor("presence_sent");

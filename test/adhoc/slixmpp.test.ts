@@ -6,7 +6,7 @@ import { createTestServer, type TestServer } from "../kit/server.ts";
 import type { ServerRoster } from "../../src/modules/server-buddies/api.ts";
 import { NODE_CANCEL, NODE_LIST, NODE_PENDING, NODE_REMOVE, NODE_SERVER_BUDDY } from "../../src/modules/buddies-adhoc/mod.ts";
 import { FakeRoster } from "./fake-roster.ts";
-import { runSlix, slixmppProblem, type SlixEvent } from "./slix.ts";
+import { killSlix, runSlix, slixmppProblem, type SlixEvent } from "./slix.ts";
 
 let ts: TestServer;
 let roster: ServerRoster;
@@ -21,7 +21,8 @@ before(async () => {
   roster = host.provided.get("server-roster") as ServerRoster;
 });
 after(async () => {
-  await ts.stop();
+  killSlix();
+  await ts?.stop();
 });
 
 const run = (jid: string, password: string, steps: unknown[]) => {

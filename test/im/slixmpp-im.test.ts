@@ -2,27 +2,37 @@
 // other's presence, chat; a message sent while the recipient is offline arrives on login with a delay stamp.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { createTestServer, type TestServer } from "../kit/server.ts";
 
 const PY = "/usr/bin/python3";
 const SCRIPT = "test/interop/slixmpp_im.py";
+/** The scripts' own limit: Python, slixmpp's imports, TLS and SCRAM take seconds on a loaded machine. */
+const LIMIT_S = "45";
+/** Scripts still running, killed in `after` so a failed test leaves none behind. */
+const live = new Set<ChildProcess>();
 
 let ts: TestServer;
 before(async () => {
   ts = await createTestServer({}, { users: { "sam@localhost": "pw-sam", "tess@localhost": "pw-tess" } });
 });
 after(async () => {
-  await ts.stop();
+  for (const p of live) p.kill("SIGKILL");
+  await ts?.stop();
 });
 
-/** Run one slixmpp role to completion; returns its JSON events. */
-function role(jid: string, password: string, r: string, extra: string[] = []): Promise<{ code: number | null; events: Record<string, string>[] }> {
+/** Run one slixmpp role to completion; returns its JSON events. `onLine` sees each chunk of output as it comes. */
+function role(jid: string, password: string, r: string, extra: string[] = [], onOutput?: (out: string) => void): Promise<{ code: number | null; events: Record<string, string>[] }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(PY, [SCRIPT, "--port", String(ts.c2sPort), "--jid", jid, "--password", password, "--role", r, "--timeout", "30", ...extra]);
+    const p = spawn(PY, [SCRIPT, "--port", String(ts.c2sPort), "--jid", jid, "--password", password, "--role", r, "--timeout", LIMIT_S, ...extra]);
+    live.add(p);
+    p.on("exit", () => live.delete(p));
     let out = "";
     let err = "";
-    p.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    p.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      onOutput?.(out);
+    });
     p.stderr.on("data", (d: Buffer) => (err += d.toString()));
     p.on("error", reject);
     p.on("exit", (code) => {
@@ -32,9 +42,12 @@ function role(jid: string, password: string, r: string, extra: string[] = []): P
   });
 }
 
-test("two slixmpp users subscribe to each other, see presence and chat", { timeout: 60_000 }, async () => {
-  const responder = role("tess@localhost/r", "pw-tess", "responder");
-  await new Promise((r) => setTimeout(r, 1500));
+test("two slixmpp users subscribe to each other, see presence and chat", { timeout: 120_000 }, async () => {
+  let online!: () => void;
+  const started = new Promise<void>((r) => (online = r));
+  const responder = role("tess@localhost/r", "pw-tess", "responder", [], (out) => out.includes('"session_start"') && online());
+  // The responder is logged in and available before the requester starts (no guess at how long that takes).
+  await Promise.race([started, responder.then((r) => assert.fail(`the responder ended early: ${JSON.stringify(r.events)}`))]);
   const requester = await role("sam@localhost/q", "pw-sam", "requester", ["--contact", "tess@localhost"]);
   const resp = await responder;
   assert.equal(requester.code, 0, JSON.stringify(requester.events));
@@ -44,7 +57,7 @@ test("two slixmpp users subscribe to each other, see presence and chat", { timeo
   assert.ok(resp.events.some((e) => e["event"] === "message" && e["body"] === "hello tess@localhost"));
 });
 
-test("a message to an offline slixmpp user is delivered at login with a delay stamp", { timeout: 60_000 }, async () => {
+test("a message to an offline slixmpp user is delivered at login with a delay stamp", { timeout: 120_000 }, async () => {
   const { RawClient } = await import("../kit/raw-client.ts");
   const { client } = await RawClient.login(ts.c2sPort, "sam", "pw-sam", "raw");
   client.send("<message to='tess@localhost' type='chat' id='off1'><body>while you were away</body></message>");
@@ -59,10 +72,12 @@ test("a message to an offline slixmpp user is delivered at login with a delay st
   assert.ok(msg?.["delay"], "the offline message carries a XEP-0203 delay stamp");
 });
 
-test("slixmpp's carbons plugin enables XEP-0280 and receives both kinds of copies", { timeout: 60_000 }, async () => {
+test("slixmpp's carbons plugin enables XEP-0280 and receives both kinds of copies", { timeout: 120_000 }, async () => {
   const { RawClient } = await import("../kit/raw-client.ts");
   const watcher = new Promise<{ code: number | null; events: Record<string, string>[] }>((resolve, reject) => {
-    const p = spawn(PY, [SCRIPT, "--port", String(ts.c2sPort), "--jid", "sam@localhost/watch", "--password", "pw-sam", "--role", "carbons", "--count", "2", "--timeout", "30"]);
+    const p = spawn(PY, [SCRIPT, "--port", String(ts.c2sPort), "--jid", "sam@localhost/watch", "--password", "pw-sam", "--role", "carbons", "--count", "2", "--timeout", LIMIT_S]);
+    live.add(p);
+    p.on("exit", () => live.delete(p));
     let out = "";
     p.stdout.on("data", (d: Buffer) => {
       out += d.toString();

@@ -36,7 +36,7 @@ async def main(argv):
 
     xmpp.add_filter("out", count_out)
     xmpp.connect(("127.0.0.1", port), force_starttls=True)
-    await asyncio.wait_for(started, 20)
+    await asyncio.wait_for(started, 40)  # generous: TLS and SCRAM on a loaded two-core machine
     xmpp.send_presence()
 
     info = await xmpp["xep_0030"].get_info(jid=slixmpp.JID(jid).bare)
@@ -59,4 +59,4 @@ async def main(argv):
 
 
 if __name__ == "__main__":
-    asyncio.run(asyncio.wait_for(main(sys.argv[1:]), 45))
+    asyncio.run(asyncio.wait_for(main(sys.argv[1:]), 90))

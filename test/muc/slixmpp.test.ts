@@ -3,12 +3,14 @@
 // with delay stamps and the subject, and the two exchange groupchat messages.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { createTestServer, type TestServer } from "../kit/server.ts";
 
 const PY = "/usr/bin/python3";
 const SCRIPT = "test/muc/slixmpp_muc.py";
 const ROOM = "interop@conference.localhost";
+/** Scripts still running, killed in `after` so a failed test leaves none behind. */
+const live = new Set<ChildProcess>();
 
 let ts: TestServer;
 before(async () => {
@@ -18,7 +20,8 @@ before(async () => {
   );
 });
 after(async () => {
-  await ts.stop();
+  for (const p of live) p.kill("SIGKILL");
+  await ts?.stop();
 });
 
 interface Run {
@@ -32,7 +35,9 @@ function role(jid: string, password: string, r: string, nick: string, extra: str
   let readyResolve!: () => void;
   const ready = new Promise<void>((res) => (readyResolve = res));
   const done = new Promise<Run>((resolve, reject) => {
-    const p = spawn(PY, [SCRIPT, "--port", String(ts.c2sPort), "--jid", jid, "--password", password, "--role", r, "--room", ROOM, "--nick", nick, "--timeout", "30", ...extra]);
+    const p = spawn(PY, [SCRIPT, "--port", String(ts.c2sPort), "--jid", jid, "--password", password, "--role", r, "--room", ROOM, "--nick", nick, "--timeout", "45", ...extra]);
+    live.add(p);
+    p.on("exit", () => live.delete(p));
     let out = "";
     let err = "";
     p.stdout.on("data", (d: Buffer) => {
@@ -49,7 +54,7 @@ function role(jid: string, password: string, r: string, nick: string, extra: str
   return { done, ready };
 }
 
-test("slixmpp users create a room, get history and the subject on joining, and chat", { timeout: 90_000 }, async () => {
+test("slixmpp users create a room, get history and the subject on joining, and chat", { timeout: 150_000 }, async () => {
   const owner = role("sam@localhost/o", "pw-sam", "owner", "Sam", ["--count", "3"]);
   await Promise.race([owner.ready, owner.done.then((r) => assert.fail(`the owner ended early: ${JSON.stringify(r.events)} ${r.stderr.slice(-2000)}`))]);
   const member = role("tess@localhost/m", "pw-tess", "member", "Tess", ["--count", "2"]);
