@@ -36,7 +36,7 @@ after(async () => {
 
 const httpBase = (ts: TestServer): string => `http://127.0.0.1:${ts.server.addresses.http[0]!.port}`;
 
-test("B's admin approves A's request in the browser: both rosters end 'both', recorded via web and api", { skip, timeout: 90_000 }, async () => {
+test("B's admin approves A's request in the browser: both rosters end 'both', recorded via web and api", { skip, timeout: 180_000 }, async () => {
   assert.ok(present, `${CHROMIUM} is missing: run scripts/install-test-deps.sh (apt-get install chromium)`);
   const r = await request(`${httpBase(a)}/api/buddies/b.localhost/request`, {
     method: "POST",
