@@ -77,7 +77,7 @@ test("comity s2s list shows the links of the running server over the control soc
   const file = join(a.dataDir, "comity.yaml");
   writeFileSync(file, `hosts: [{domain: a.localhost}]\ndata_dir: ${a.dataDir}\n`);
   // The server runs in this process: the CLI must be awaited, not run synchronously.
-  const run = async (...args: string[]) => (await promisify(execFile)(process.execPath, ["--import", "tsx", "src/cli/run.ts", ...args, "--config", file], { encoding: "utf8" })).stdout;
+  const run = async (...args: string[]) => (await promisify(execFile)(process.execPath, ["--import", "tsx", "src/cli/run.ts", ...args, "--config", file], { encoding: "utf8", timeout: 60_000 })).stdout;
   const links = JSON.parse(await run("s2s", "list", "--json")) as { direction: string; peers: string[]; auth: string; tls: boolean }[];
   assert.ok(links.some((l) => l.direction === "out" && l.peers.includes("b.localhost") && l.auth === "dialback" && l.tls));
   const table = await run("s2s", "list");
