@@ -73,20 +73,24 @@ function pageOf(rows: readonly Row[], q: ArchiveQuery): ArchivePage | undefined 
 }
 
 /** The in-memory archive (one sequence for all users, never reused, like the SQL stores). */
-export function memoryArchiveStore(live: () => void): ArchiveStore & { drop(owner: string): void } {
+export function memoryArchiveStore(live: () => void): ArchiveStore & { appendNow: NonNullable<ArchiveStore["appendNow"]>; drop(owner: string): void } {
   const SEP = "\u0000";
   const archives = new Map<string, Row[]>();
   let nextSeq = 1;
+  const appendNow = (host: string, username: string, m: Omit<ArchivedMessage, "id">): string => {
+    live();
+    assertArchiveMessage(m);
+    const owner = host + SEP + username;
+    let rows = archives.get(owner);
+    if (rows === undefined) archives.set(owner, (rows = []));
+    const seq = nextSeq++;
+    rows.push({ seq, with: m.with, direction: m.direction, stanza: m.stanza, timestamp: m.timestamp });
+    return String(seq);
+  };
   return {
+    appendNow,
     async append(host, username, m) {
-      live();
-      assertArchiveMessage(m);
-      const owner = host + SEP + username;
-      let rows = archives.get(owner);
-      if (rows === undefined) archives.set(owner, (rows = []));
-      const seq = nextSeq++;
-      rows.push({ seq, with: m.with, direction: m.direction, stanza: m.stanza, timestamp: m.timestamp });
-      return String(seq);
+      return appendNow(host, username, m);
     },
     async query(host, username, q) {
       live();

@@ -680,6 +680,21 @@ for (const factory of selectedFactories()) {
         assert.equal((await s.archive.query(H, "juliet", { max: 10 }))?.count, 1);
       });
 
+      // appendNow is optional (PostgreSQL has none); where present it shares append's id sequence and checks.
+      if (factory.name !== "postgres") it("appendNow returns the id at once, in append's sequence", async () => {
+        const appendNow = s.archive.appendNow?.bind(s.archive);
+        if (appendNow === undefined) throw new Error(`${factory.name} has no appendNow`);
+        const a = await s.archive.append(H, "romeo", msg(0));
+        const b = appendNow(H, "romeo", msg(1));
+        const c = await s.archive.append(H, "romeo", msg(2));
+        assert.equal(typeof b, "string");
+        assert.ok(Number(a) < Number(b) && Number(b) < Number(c));
+        const page = await s.archive.query(H, "romeo", { max: 10 });
+        assert.deepEqual(ns(page), [0, 1, 2]);
+        assert.deepEqual(page?.items.map((m) => m.id), [a, b, c]);
+        assert.throws(() => appendNow(H, "romeo", { ...msg(3), direction: "sideways" as "in" }), { code: "COMITY_ERR_STORAGE_INVALID" });
+      });
+
       it("is removed with the account", async () => {
         assert.equal(await s.accounts.create(H, "romeo", creds("r")), true);
         await s.archive.append(H, "romeo", msg(0));

@@ -318,6 +318,7 @@ export function createMemoryStorage(): Storage {
     ...memoryIncidentStores(live),
     archive: {
       append: (host, username, m) => archive.append(host, username, m),
+      appendNow: (host, username, m) => archive.appendNow(host, username, m),
       query: (host, username, q) => archive.query(host, username, q),
       trim: (host, username, opts) => archive.trim(host, username, opts),
       clear: (host, username) => archive.clear(host, username),

@@ -275,6 +275,12 @@ export interface ArchivePage {
 export interface ArchiveStore {
   /** Append a message; resolves to its id. */
   append(host: string, username: string, message: Omit<ArchivedMessage, "id">): Promise<string>;
+  /**
+   * Append without waiting, where the store allocates ids itself (SQLite write-behind, memory): returns the id at once,
+   * the row is committed as `append` would commit it (SQLite: within 20 ms). Throws what `append` would reject with.
+   * Absent where an id takes a round trip (PostgreSQL): callers use `append` then.
+   */
+  appendNow?(host: string, username: string, message: Omit<ArchivedMessage, "id">): string;
   /** One page; resolves undefined when `after`/`before` names an id that is not in this user's archive. */
   query(host: string, username: string, query: ArchiveQuery): Promise<ArchivePage | undefined>;
   /** Remove the oldest messages beyond `keep` newest, and (with `before`) every message older than that time; resolves to how many were removed. */

@@ -46,9 +46,11 @@ export function archivable(stanza: Element): boolean {
 
 /** Remove every XEP-0359 <stanza-id/> claiming to come from `by` (only our server may say that); true when one was. */
 export function stripStanzaIds(stanza: Element, by: string): boolean {
-  const before = stanza.children.length;
-  stanza.children = stanza.children.filter((c) => typeof c === "string" || c.name !== "stanza-id" || c.xmlns !== NS_SID || c.attrs["by"] !== by);
-  return stanza.children.length !== before;
+  const forged = (c: Element["children"][number]): boolean => typeof c !== "string" && c.name === "stanza-id" && c.xmlns === NS_SID && c.attrs["by"] === by;
+  // Almost no message carries one: look before allocating a filtered copy.
+  if (!stanza.children.some(forged)) return false;
+  stanza.children = stanza.children.filter((c) => !forged(c));
+  return true;
 }
 
 /** XEP-0082 date-time (with a zone), as ms since the epoch; undefined when malformed. */
@@ -168,6 +170,8 @@ function setup(ctx: ModuleContext): void {
   /** Appends since the last trim, per username: the cap is enforced every TRIM_EVERY appends (so it is soft by that much). */
   const sinceTrim = new Map<string, number>();
   const TRIM_EVERY = 200;
+  /** How long a due trim may wait, so that the trims of a busy second run together. */
+  const TRIM_DELAY_MS = 1000;
 
   for (const target of ["account", "host"] as const) ctx.addFeature(NS_MAM, target);
   ctx.addFeature(NS_SID);
@@ -182,8 +186,21 @@ function setup(ctx: ModuleContext): void {
     return p;
   };
 
+  /** §6 without waiting: whether `user`'s cached preferences let a message with `peer` in; undefined when that takes a lookup. */
+  const wantedNow = (user: string, peer: string): boolean | undefined => {
+    const p = prefsCache.get(user);
+    if (p === undefined) return undefined;
+    if (p.never.includes(peer)) return false;
+    if (p.always.includes(peer)) return true;
+    if (p.default === "always") return true;
+    if (p.default === "never") return false;
+    return undefined; // "roster": the peer's roster item decides
+  };
+
   /** Whether `user`'s preferences let a message with `peer` into the archive (§6). */
   const wanted = async (user: string, peer: string): Promise<boolean> => {
+    const now = wantedNow(user, peer);
+    if (now !== undefined) return now;
     const p = await prefsOf(user);
     if (p.never.includes(peer)) return false;
     if (p.always.includes(peer)) return true;
@@ -192,46 +209,108 @@ function setup(ctx: ModuleContext): void {
     return (await ctx.storage.rosters.getItem(host, user, peer)) !== undefined;
   };
 
-  const append = async (user: string, peer: string, direction: "in" | "out", stanza: Element): Promise<string> => {
-    const id = await store.append(host, user, { with: peer, direction, stanza: serialize(stanza, stanza.xmlns), timestamp: Date.now() });
+  /**
+   * Add a row to `user`'s archive. With a store that allocates ids itself (SQLite's write-behind queue, memory) the id
+   * comes back at once and nothing on the message's path waits or allocates a promise; PostgreSQL resolves it later.
+   */
+  const append = (user: string, peer: string, direction: "in" | "out", xml: string): string | Promise<string> => {
+    const m = { with: peer, direction, stanza: xml, timestamp: Date.now() };
+    const id = store.appendNow !== undefined ? store.appendNow(host, user, m) : store.append(host, user, m);
     const n = (sinceTrim.get(user) ?? 0) + 1;
     if (n >= TRIM_EVERY || !sinceTrim.has(user)) {
       sinceTrim.set(user, 0);
-      store.trim(host, user, { keep: cfg.max_per_user }).catch((err: unknown) => ctx.log.error({ err, user }, "archive trim failed"));
+      trimDue.add(user);
+      trimTimer ??= setTimeout(runTrims, TRIM_DELAY_MS).unref();
     } else sinceTrim.set(user, n);
     return id;
   };
+  // Trims are gathered and run together, off the message's path: a SQLite trim first commits the queued rows, so one
+  // per append would split the write-behind batches into many small commits.
+  const trimDue = new Set<string>();
+  let trimTimer: NodeJS.Timeout | undefined;
+  const runTrims = (): Promise<unknown> => {
+    trimTimer = undefined;
+    const users = [...trimDue];
+    trimDue.clear();
+    return Promise.all(users.map((user) => store.trim(host, user, { keep: cfg.max_per_user }).catch((err: unknown) => ctx.log.error({ err, user }, "archive trim failed"))));
+  };
+  ctx.hook("server/stopping", async () => {
+    clearTimeout(trimTimer);
+    await runTrims();
+  });
 
-  // Received: into the recipient's archive, with a stanza-id the recipient's clients can page from.
+  // The sent copy's serialisation, kept for the received copy of the same message to a local account: both rows hold
+  // the same text, so a message between two local users is serialised once. Only reused for the very stanza object,
+  // unchanged in child count and with no forged stanza id stripped in between (then the text could differ).
+  let lastSent: Element | undefined;
+  let lastSentXml = "";
+  let lastSentChildren = 0;
+  const xmlOf = (stanza: Element): string => {
+    if (stanza === lastSent && stanza.children.length === lastSentChildren) {
+      lastSent = undefined;
+      return lastSentXml;
+    }
+    return serialize(stanza, stanza.xmlns);
+  };
+
+  const stampId = (stanza: Element, id: string, by: string): undefined => {
+    stanza.children.push(new Element("stanza-id", NS_SID, { id, by }));
+    return undefined;
+  };
+
+  // Received: into the recipient's archive, with a stanza-id the recipient's clients can page from. Synchronous when the
+  // recipient is online, its preferences are cached and the store hands out ids at once (the common case).
   const received = ({ stanza, from, to }: StanzaEvent): undefined | Promise<undefined> => {
     if (!to || to.domain !== host || to.local === "") return;
     const user = to.bareString();
-    stripStanzaIds(stanza, user);
+    if (stripStanzaIds(stanza, user)) lastSent = undefined;
     if (!archivable(stanza)) return;
+    const peer = from.bareString();
+    if (ctx.sessions.ofBare(user).size > 0) {
+      const now = wantedNow(to.local, peer);
+      if (now === false) return;
+      if (now === true) {
+        const id = append(to.local, peer, "in", xmlOf(stanza));
+        return typeof id === "string" ? stampId(stanza, id, user) : id.then((id) => stampId(stanza, id, user));
+      }
+    }
     return (async () => {
       // A message to an account that does not exist is refused by the router; nothing to archive.
       if (ctx.sessions.ofBare(user).size === 0 && !(await ctx.storage.accounts.get(host, to.local))) return;
-      const peer = from.bareString();
       if (!(await wanted(to.local, peer))) return;
-      const id = await append(to.local, peer, "in", stanza);
-      stanza.children.push(x("stanza-id", NS_SID, { id, by: user }));
-      return undefined;
+      return stampId(stanza, await append(to.local, peer, "in", xmlOf(stanza)), user);
     })();
   };
   // Sent by a local client: into the sender's archive (a message to oneself is archived once, on arrival). The message
-  // does not wait for the write: nothing in it depends on the sender's archive id.
+  // does not wait for the write: nothing in it depends on the sender's archive id. Serialised here, before anything later
+  // on its way (the recipient's stanza id) changes it.
   const sent = ({ stanza, from, to, origin }: StanzaEvent): undefined => {
     if (origin.kind !== "c2s" || from.domain !== host || !to || to.bare.equals(from.bare)) return;
     stripStanzaIds(stanza, from.bareString());
     if (!archivable(stanza)) return;
     const peer = to.bareString();
-    const copy = stanza.clone();
+    const now = wantedNow(from.local, peer);
+    if (now === false) return;
+    const xml = serialize(stanza, stanza.xmlns);
+    lastSent = stanza;
+    lastSentXml = xml;
+    lastSentChildren = stanza.children.length;
+    // The message still goes out if archiving fails: losing its archive copy is better than losing the message.
+    const failed = (err: unknown) => ctx.log.error({ err, user: from.local }, "archiving a sent message failed");
+    if (now === true) {
+      try {
+        const id = append(from.local, peer, "out", xml);
+        if (typeof id !== "string") id.catch(failed);
+      } catch (err) {
+        failed(err);
+      }
+      return;
+    }
     void (async () => {
       try {
-        if (await wanted(from.local, peer)) await append(from.local, peer, "out", copy);
+        if (await wanted(from.local, peer)) await append(from.local, peer, "out", xml);
       } catch (err) {
-        // The message still goes out: losing its archive copy is better than losing the message.
-        ctx.log.error({ err, user: from.local }, "archiving a sent message failed");
+        failed(err);
       }
     })();
     return;
@@ -297,6 +376,7 @@ function setup(ctx: ModuleContext): void {
   ctx.hook("account/deleted", ({ username }) => {
     prefsCache.delete(username);
     sinceTrim.delete(username);
+    trimDue.delete(username);
   });
 }
 

@@ -701,17 +701,21 @@ function sqliteArchive(db: Db, live: () => unknown): ArchiveStore & { flush(): v
       throw new StorageError("COMITY_ERR_STORAGE_UNAVAILABLE", `archive write failed: ${String(err)}`, { cause: err });
     }
   };
+  const appendNow = (host: string, username: string, m: Omit<ArchivedMessage, "id">): string => {
+    check();
+    assertArchiveMessage(m);
+    nextId ??= (highMark.get() ?? 0) + 1;
+    const id = nextId++;
+    if (pending.length === 0) setTimeout(flush, ARCHIVE_FLUSH_MS);
+    pending.push([id, host, username, m.with, m.direction, m.stanza, m.timestamp]);
+    if (pending.length >= ARCHIVE_FLUSH_ROWS) flush();
+    return String(id);
+  };
   return {
     flush,
+    appendNow,
     async append(host, username, m) {
-      check();
-      assertArchiveMessage(m);
-      nextId ??= (highMark.get() ?? 0) + 1;
-      const id = nextId++;
-      if (pending.length === 0) setTimeout(flush, ARCHIVE_FLUSH_MS);
-      pending.push([id, host, username, m.with, m.direction, m.stanza, m.timestamp]);
-      if (pending.length >= ARCHIVE_FLUSH_ROWS) flush();
-      return String(id);
+      return appendNow(host, username, m);
     },
     async query(host, username, q) {
       check();
