@@ -32,11 +32,8 @@ export function registerStart(program: Command): void {
       }
       // After the listeners: an admin password printed by a start that then failed would be lost.
       await createFirstAdmins(server, log);
-      const fmt = (a: { address: string; port: number }) => (a.address.includes(":") ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`);
-      log.info(
-        { c2s: addrs.c2s.map(fmt), c2sDirectTls: addrs.c2sDirectTls.map(fmt), s2s: addrs.s2s.map(fmt), s2sDirectTls: addrs.s2sDirectTls.map(fmt), http: addrs.http.map(fmt), https: addrs.https.map(fmt) },
-        "ready: accepting connections",
-      );
+      // Handlers before the ready line: a supervisor may signal as soon as it reads it, and until process.on runs
+      // a SIGTERM has the kernel's default action (the process dies without closing its streams or storage).
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
@@ -56,6 +53,11 @@ export function registerStart(program: Command): void {
       };
       process.on("SIGTERM", () => stop("SIGTERM"));
       process.on("SIGINT", () => stop("SIGINT"));
+      const fmt = (a: { address: string; port: number }) => (a.address.includes(":") ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`);
+      log.info(
+        { c2s: addrs.c2s.map(fmt), c2sDirectTls: addrs.c2sDirectTls.map(fmt), s2s: addrs.s2s.map(fmt), s2sDirectTls: addrs.s2sDirectTls.map(fmt), http: addrs.http.map(fmt), https: addrs.https.map(fmt) },
+        "ready: accepting connections",
+      );
     });
 }
 
