@@ -20,8 +20,8 @@ before(async () => {
   b.config.s2s.routes[SERVICE] = `127.0.0.1:${a.s2sPort}`;
 });
 after(async () => {
-  await a.stop();
-  await b.stop();
+  await a?.stop();
+  await b?.stop();
 });
 
 test("a remote user enters a room over s2s, chats, is seen with its real JID, and leaves by disconnecting", { timeout: 60_000 }, async () => {
