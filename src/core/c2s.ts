@@ -286,6 +286,7 @@ export class C2sSession implements LocalSession {
         channelBindingTypes: cb?.types ?? [],
         channelBinding: (type) => cb?.get(type),
         iterations: this.#deps.config.auth.scram_iterations,
+        passwordStorage: this.#deps.config.auth.password_storage,
         insecurePlain: this.#deps.config.auth.insecure_plain && this.#deps.config.c2s.encryption === "optional",
         lookup: async (raw) => {
           let user: string;
