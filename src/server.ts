@@ -227,7 +227,7 @@ export class ComityServer {
         untrack: (session) => this.#clients.delete(session),
         stopping: () => this.#stopping,
       });
-      mountHostMeta(http, { plaintextAllowed: this.config.c2s.encryption === "optional" });
+      mountHostMeta(http, { websocketUrl: cfg.websocket_url, plaintextAllowed: this.config.c2s.encryption === "optional" });
     }
     if (cfg.admin_console || cfg.api) {
       mountAdmin(http, { config: this.config, hosts: this.hosts, storage: this.storage, log: this.log, control: this.control, throttle: this.#c2sDeps.throttle });

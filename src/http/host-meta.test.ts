@@ -122,3 +122,18 @@ test("without WebSocket there is nothing to discover", async () => {
     await off.stop();
   }
 });
+
+test("http.websocket_url, when set, is what is published, whatever the request", async () => {
+  const url = "wss://chat.example.org/xmpp/ws";
+  const proxied = await createTestServer({ http: { listen: ["127.0.0.1:0"], websocket_url: url } });
+  try {
+    const r = await get(`http://127.0.0.1:${proxied.server.addresses.http[0]!.port}/.well-known/host-meta`);
+    assert.deepEqual(hrefsXrd(r.body), [url]);
+  } finally {
+    await proxied.stop();
+  }
+});
+
+test("http.websocket_url must be a ws:// or wss:// URL", async () => {
+  await assert.rejects(createTestServer({ http: { websocket_url: "https://chat.example.org/ws" } }), /websocket_url/);
+});

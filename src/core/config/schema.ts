@@ -47,7 +47,7 @@ export const HostSchema = Type.Object(
           max_rooms: Type.Integer({ minimum: 1, default: 1000, description: "Most rooms at once; further creations are refused" }),
           max_occupants: Type.Integer({ minimum: 1, default: 200, description: "Most occupants per room (room owners may set a lower limit)" }),
         },
-        { additionalProperties: false, description: "Multi-user chat service (XEP-0045) on its own domain; absent: no chat rooms. Rooms live in memory" },
+        { additionalProperties: false, description: "Multi-user chat service (XEP-0045) on its own domain; absent: no chat rooms. Persistent rooms are stored (history is not)" },
       ),
     ),
   },
@@ -153,6 +153,13 @@ export const ConfigSchema = Type.Object(
           default: [],
           description: "Browser origins allowed to open /xmpp-websocket (the Origin header, e.g. `https://chat.example.org`); empty: any",
         }),
+        websocket_url: Type.Optional(
+          Type.String({
+            pattern: "^wss?://[^\\s]+$",
+            description:
+              "WebSocket URL published at /.well-known/host-meta (XEP-0156), e.g. `wss://chat.example.org/xmpp-websocket` behind a proxy that rewrites the path; unset: built from each request's Host",
+          }),
+        ),
         admin_console: Type.Boolean({ default: true, description: "Serve the web admin console at /admin (host admins log in with their XMPP password)" }),
         api: Type.Boolean({ default: true, description: "Serve the HTTP API at /api (host admins, HTTP Basic with their XMPP password)" }),
       },
