@@ -175,6 +175,7 @@ export class ComityServer {
       tls: this.#tls,
       throttle: new AuthThrottle({ baseDelayMs: this.config.auth.failure_delay_ms }),
       events: this.events,
+      settling: new Set(),
     };
     for (const addr of this.config.c2s.listen) {
       const { server, address } = await listen(addr, this.#accept);
@@ -260,6 +261,8 @@ export class ComityServer {
     for (const s of this.#clients) s.conn.socket.destroy();
     await this.s2s.stop();
     await httpClosed;
+    // Sessions that just ended may still be moving unacknowledged stanzas (XEP-0198) to offline storage.
+    if (this.#c2sDeps.settling) await Promise.allSettled([...this.#c2sDeps.settling]);
     await this.storage.close();
   }
 }

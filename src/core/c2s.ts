@@ -31,6 +31,8 @@ export interface C2sDeps {
   tls: TlsContexts;
   throttle: AuthThrottle;
   events: Events;
+  /** Ends still storing or bouncing unacknowledged stanzas (XEP-0198); the server waits for them before closing storage. */
+  settling?: Set<Promise<void>>;
 }
 
 /** Builds the connection of a session whose transport is not a plain TCP/TLS socket (XMPP over WebSocket). */
@@ -519,7 +521,15 @@ export class C2sSession implements LocalSession {
       this.#log.error({ err }, "session/ended handler failed");
     });
     if (!this.#conn.closing) this.#conn.close(reason);
-    return unacked.length > 0 ? this.#settle(unacked, jid) : Promise.resolve();
+    if (unacked.length === 0) return Promise.resolve();
+    const settled = this.#settle(unacked, jid);
+    const pending = this.#deps.settling;
+    if (pending) {
+      pending.add(settled);
+      const done = () => void pending.delete(settled);
+      settled.then(done, done);
+    }
+    return settled;
   }
 
   /**
