@@ -1,6 +1,8 @@
 // SQLite implementation of the Storage interfaces (src/storage/types.ts) on better-sqlite3; see docs/storage.md.
 import { toIncident, type ArchiveRow, type IncidentRow } from "../rows.ts";
 import { closeSync, openSync } from "node:fs";
+import type { Worker } from "node:worker_threads";
+import { startArchiveWriter } from "./archive-writer.ts";
 import Database from "better-sqlite3";
 import { assertIds, assertKeyvalValue, assertOfflinePush, assertRosterItem, assertStoreName, StorageError } from "../errors.ts";
 import { archiveSeq, assertArchiveMessage, assertArchiveQuery, assertArchiveTrim } from "../archive.ts";
@@ -51,7 +53,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): Storage {
   try {
     configure(db, opts.busyTimeoutMs ?? 5000);
     migrate(db, migrations);
-    return new SqliteStorage(db);
+    return new SqliteStorage(db, opts.busyTimeoutMs ?? 5000);
   } catch (err) {
     db.close();
     throw err;
@@ -263,24 +265,24 @@ class SqliteStorage implements Storage {
   readonly incidents: IncidentStore;
   readonly abuseReports: AbuseReportStore;
   readonly archive: ArchiveStore;
-  readonly #flushArchive: () => void;
+  readonly #stopArchive: () => Promise<void>;
   readonly #db: Db;
   readonly #keyvals = new Map<string, KeyValueStore>();
   /** The cached statements, or a StorageError once closed (better-sqlite3's own error would be a TypeError). */
   readonly #live: () => Statements;
   #closed = false;
 
-  constructor(db: Db) {
+  constructor(db: Db, busyTimeoutMs: number) {
     this.#db = db;
     const st = prepareStatements(db);
     this.#live = () => {
       if (this.#closed) throw new StorageError("COMITY_ERR_STORAGE_CLOSED", `storage ${db.name} is closed`);
       return st;
     };
-    const archive = sqliteArchive(db, this.#live);
+    const archive = sqliteArchive(db, this.#live, { busyTimeoutMs });
     this.archive = archive;
-    this.#flushArchive = archive.flush;
-    this.accounts = sqliteAccounts(db, this.#live, archive.flush);
+    this.#stopArchive = archive.stop;
+    this.accounts = sqliteAccounts(db, this.#live, archive.drain);
     this.rosters = sqliteRosters(db, this.#live);
     this.offline = sqliteOffline(db, this.#live);
     this.serverRoster = sqliteServerRoster(db, this.#live);
@@ -299,7 +301,8 @@ class SqliteStorage implements Storage {
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    this.#flushArchive();
+    await this.#stopArchive().catch(() => undefined); // a failed commit was already reported or is lost with the close
+    if (this.#closed) return;
     this.#closed = true;
     this.#db.close();
   }
@@ -309,7 +312,7 @@ function toAccount(host: string, row: AccountRow): Account {
   return { host, username: row.username, credentials: JSON.parse(row.credentials) as StoredCredentials, createdAt: row.created_at };
 }
 
-function sqliteAccounts(db: Db, live: () => Statements, flushArchive: () => void): AccountStore {
+function sqliteAccounts(db: Db, live: () => Statements, drainArchive: () => Promise<void>): AccountStore {
   const createBatch = db.transaction(
     (host: string, entries: Iterable<{ username: string; credentials: StoredCredentials }>, replace: boolean): number => {
       const st = live();
@@ -351,7 +354,8 @@ function sqliteAccounts(db: Db, live: () => Statements, flushArchive: () => void
     },
     async delete(host, username) {
       live();
-      flushArchive(); // queued archive rows of this user must not land after the delete
+      await drainArchive(); // queued archive rows of this user must not land after the delete
+      live();
       return deleteWithData(host, username);
     },
     async list(host) {
@@ -622,7 +626,7 @@ const ARCHIVE_FLUSH_MS = 20;
 const ARCHIVE_FLUSH_ROWS = 1000;
 
 /** XEP-0313 user archives (migration 5). */
-function sqliteArchive(db: Db, live: () => unknown): ArchiveStore & { flush(): void } {
+function sqliteArchive(db: Db, live: () => unknown, opts: { busyTimeoutMs: number }): ArchiveStore & { drain(): Promise<void>; stop(): Promise<void> } {
   const FILTER =
     "host = @host AND username = @user AND (@with IS NULL OR with_jid = @with) AND (@start IS NULL OR stamp >= @start) AND (@end IS NULL OR stamp <= @end)";
   const COLS = "id, with_jid, direction, stanza, stamp";
@@ -667,9 +671,11 @@ function sqliteArchive(db: Db, live: () => unknown): ArchiveStore & { flush(): v
   });
   // Write-behind: append hands out the next id at once and queues the row; queued rows are committed together, one
   // transaction (one fsync with synchronous = FULL) at most ARCHIVE_FLUSH_MS after the first of them, or as soon as
-  // ARCHIVE_FLUSH_ROWS are waiting; before every read, trim, account deletion and close. A message's delivery then never
-  // waits for the disk. Ids are allocated in this process (after SQLite's AUTOINCREMENT high mark), so only one process
-  // may append to an archive: the server. A failed flush is reported by the next call.
+  // ARCHIVE_FLUSH_ROWS are waiting. The commit runs on a writer thread with its own connection (archive-writer.ts), so
+  // message routing never waits for it; every read, trim, account deletion and close first waits until the writer has
+  // committed what was queued before it. Ids are allocated in this process (after SQLite's AUTOINCREMENT high mark), so
+  // only one process may append to an archive: the server. A failed commit is reported by the next call. An in-memory
+  // database (tests) commits on this thread instead.
   type Pending = [id: number, host: string, user: string, with_jid: string, direction: string, stanza: string, stamp: number];
   let pending: Pending[] = [];
   let nextId: number | undefined;
@@ -683,14 +689,67 @@ function sqliteArchive(db: Db, live: () => unknown): ArchiveStore & { flush(): v
   const insertBatch = db.transaction((batch: Pending[]): void => {
     for (const row of batch) insertExplicit.run(...row);
   });
+  let writer: Worker | undefined;
+  let posted = 0;
+  let acked = 0;
+  let waiters: { seq: number; resolve: () => void }[] = [];
+  const wake = (): void => {
+    const ready = waiters.filter((w) => w.seq <= acked);
+    waiters = waiters.filter((w) => w.seq > acked);
+    for (const w of ready) w.resolve();
+  };
+  const startWriter = (): Worker => {
+    const w = startArchiveWriter(db.name, opts.busyTimeoutMs);
+    w.unref();
+    w.on("message", (m: { done: number } | { failed: number; message: string }) => {
+      if ("failed" in m) {
+        failure = new Error(m.message);
+        acked = Math.max(acked, m.failed);
+      } else acked = Math.max(acked, m.done);
+      if (acked >= posted) w.unref(); // idle: the thread alone must not keep the process alive
+      wake();
+    });
+    w.on("error", (err) => {
+      failure = err;
+      acked = posted; // nothing more will be acknowledged: let every waiter see the failure
+      writer = undefined;
+      wake();
+    });
+    return w;
+  };
   const flush = (): void => {
     if (pending.length === 0) return;
     const batch = pending;
     pending = [];
-    try {
-      insertBatch(batch);
-    } catch (err) {
-      failure = err;
+    if (db.memory) {
+      try {
+        insertBatch(batch);
+      } catch (err) {
+        failure = err;
+      }
+      return;
+    }
+    writer ??= startWriter();
+    writer.ref(); // rows in flight: keep the process alive until they are committed
+    writer.postMessage({ seq: ++posted, rows: batch });
+  };
+  /** Flush and wait until the writer committed everything queued so far. */
+  const drain = async (): Promise<void> => {
+    flush();
+    if (acked >= posted) return;
+    const seq = posted;
+    await new Promise<void>((resolve) => waiters.push({ seq, resolve }));
+  };
+  /** Drain, then stop the writer thread (the storage is closing). */
+  const stop = async (): Promise<void> => {
+    await drain();
+    const w = writer;
+    writer = undefined;
+    if (w) {
+      const exited = new Promise<void>((resolve) => w.once("exit", () => resolve()));
+      w.ref(); // until it has closed its connection
+      w.postMessage({ close: true });
+      await exited;
     }
   };
   const check = (): void => {
@@ -712,7 +771,8 @@ function sqliteArchive(db: Db, live: () => unknown): ArchiveStore & { flush(): v
     return String(id);
   };
   return {
-    flush,
+    drain,
+    stop,
     appendNow,
     async append(host, username, m) {
       return appendNow(host, username, m);
@@ -720,18 +780,21 @@ function sqliteArchive(db: Db, live: () => unknown): ArchiveStore & { flush(): v
     async query(host, username, q) {
       check();
       assertArchiveQuery(q);
-      flush();
+      await drain();
+      check();
       return read(host, username, q);
     },
     async trim(host, username, opts) {
       check();
       assertArchiveTrim(opts);
-      flush();
+      await drain();
+      check();
       return trim(host, username, opts);
     },
     async clear(host, username) {
       check();
-      flush();
+      await drain();
+      check();
       st.clear.run(host, username);
     },
   };
