@@ -137,8 +137,8 @@ function decodeSubject(raw: unknown): RoomSubject | undefined {
   return { text: raw["text"], nick: raw["nick"], stamp: raw["stamp"] };
 }
 
-/** Read a stored room document; throws DamagedRoomError when it cannot be used. */
-export function decodeRoom(name: string, json: string, limits: ConfigLimits): RoomState {
+/** A stored JSON object of our document version; throws DamagedRoomError otherwise. */
+function parseDocument(json: string): Record<string, unknown> {
   let doc: unknown;
   try {
     doc = JSON.parse(json);
@@ -147,6 +147,12 @@ export function decodeRoom(name: string, json: string, limits: ConfigLimits): Ro
   }
   if (!isObject(doc)) damaged("not an object");
   if (doc["v"] !== VERSION) damaged(`unknown version ${JSON.stringify(doc["v"])}`);
+  return doc;
+}
+
+/** Read a stored room document; throws DamagedRoomError when it cannot be used. */
+export function decodeRoom(name: string, json: string, limits: ConfigLimits): RoomState {
+  const doc = parseDocument(json);
   if (doc["room"] !== name) damaged(`stored under ${JSON.stringify(name)} but names ${JSON.stringify(doc["room"])}`);
   const state: RoomState = { config: decodeConfig(doc["config"], limits), affiliations: decodeAffiliations(doc["affiliations"]) };
   const subject = decodeSubject(doc["subject"]);
@@ -159,14 +165,7 @@ function encodeIndex(names: Iterable<string>): string {
 }
 
 function decodeIndex(json: string): string[] {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(json);
-  } catch {
-    damaged("not JSON");
-  }
-  if (!isObject(doc)) damaged("not an object");
-  if (doc["v"] !== VERSION) damaged(`unknown version ${JSON.stringify(doc["v"])}`);
+  const doc = parseDocument(json);
   const rooms = doc["rooms"];
   if (!Array.isArray(rooms) || !rooms.every((r) => typeof r === "string")) damaged("rooms is not a list of names");
   return [...new Set(rooms as string[])];
