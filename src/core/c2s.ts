@@ -416,17 +416,15 @@ export class C2sSession implements LocalSession {
     if (el.xmlns !== NS_CLIENT || !STANZAS.has(el.name)) throw new StreamError("unsupported-stanza-type", { text: `<${el.name}/> is not a stanza` });
     const jid = this.#jid!;
     const from = el.attrs["from"];
-    if (from !== undefined) {
-      let claimed: Jid;
-      try {
-        claimed = parseJid(from);
-      } catch {
-        throw new StreamError("invalid-from");
-      }
-      if (!claimed.equals(jid) && !claimed.equals(jid.bare)) throw new StreamError("invalid-from");
+    const type = el.attrs["type"];
+    // RFC 6120 §8.1.2.1: the server adds or overrides `from` with the session's full JID. A claimed address that is
+    // not the session's is replaced and logged, never delivered and never fatal: clients that fill in a stale or
+    // mistaken `from` keep their session (as on Prosody). Subscription presence leaves with the bare JID (RFC 6121
+    // §3.1.2); the roster module stamps that on the way out.
+    if (from !== undefined && from !== jid.toString() && from !== jid.bareString()) {
+      this.#log.debug({ jid: jid.toString(), claimed: from.slice(0, 256) }, "c2s from overridden");
     }
     el.attrs["from"] = jid.toString();
-    const type = el.attrs["type"];
     let to: Jid | undefined;
     const toAttr = el.attrs["to"];
     if (toAttr !== undefined) {
@@ -446,6 +444,14 @@ export class C2sSession implements LocalSession {
       }
       if ((type === "get" || type === "set") && el.elements.length !== 1) {
         this.deliver(clientError(el, jid, new StanzaError("bad-request", { text: "iq get/set must have exactly one child" })));
+        return;
+      }
+      // RFC 3921 §3 session establishment, still sent after binding by Strophe.js-based clients (Converse.js) that
+      // see <session/> in the features: a no-op since RFC 6121, answered with an empty result wherever it comes.
+      if (type === "set" && isSessionRequest(el, to, jid)) {
+        const reply = result(el);
+        if (toAttr !== undefined) reply.attrs["from"] = el.attrs["to"]!;
+        this.deliver(reply);
         return;
       }
     }
@@ -579,6 +585,13 @@ export class C2sSession implements LocalSession {
     this.#hibernating = false;
     if (!old.closing) old.streamError(new StreamError("conflict", { text: "the session was resumed on another stream" }));
   }
+}
+
+/** A legacy session request addressed to nobody, the account itself or its server. */
+function isSessionRequest(iq: Element, to: Jid | undefined, jid: Jid): boolean {
+  const payload = iq.elements[0]!;
+  if (payload.name !== "session" || payload.xmlns !== NS_SESSION) return false;
+  return to === undefined || (to.local === "" && to.resource === "" && to.domain === jid.domain) || to.equals(jid.bare) || to.equals(jid);
 }
 
 function saslFailure(condition: string, text?: string): Element {

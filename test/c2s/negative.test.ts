@@ -217,7 +217,7 @@ test("binding: generated resource, conflict replaces the old session, invalid re
   d.close();
 });
 
-test("addressing: forged from is invalid-from; bad to is jid-malformed; iq rules give bad-request", async () => {
+test("addressing: bad to is jid-malformed; iq rules give bad-request", async () => {
   const { client: c, jid } = await RawClient.login(ts.c2sPort, "alice", "wonderland", "addr");
   c.send("<message to='alice@localhost/nowhere' to2='x'><body/></message>");
   c.send("<iq type='get' to='a@b@c' id='m1'><ping xmlns='urn:xmpp:ping'/></iq>");
@@ -232,8 +232,59 @@ test("addressing: forged from is invalid-from; bad to is jid-malformed; iq rules
   c.send(`<iq type='get' id='self' from='${jid}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
   await c.waitFor(/id='self'[^>]*type='result'|type='result'[^>]*id='self'/);
   assert.doesNotMatch(c.buffer, /id='err'/);
-  c.send("<message from='bob@localhost/x' to='alice@localhost'><body>forged</body></message>");
-  await expectStreamError(c, "invalid-from");
+  c.close();
+});
+
+test("a forged or mistaken from is overridden with the session's JID and delivered, and the session lives on", async () => {
+  // RFC 6120 §8.1.2.1: the server stamps the real sender. Closing the stream (as Comity once did) made clients that
+  // fill in a stale `from` lose their session; Prosody overrides and delivers.
+  const { client: alice, jid } = await RawClient.login(ts.c2sPort, "alice", "wonderland", "forger");
+  const { client: bob, jid: bobJid } = await RawClient.login(ts.c2sPort, "bob", "builder", "victim");
+  alice.send(`<message from='bob@localhost/x' to='${bobJid}' id='f1'><body>forged</body></message>`);
+  alice.send(`<message from='not a jid@@' to='${bobJid}' id='f2'><body>malformed</body></message>`);
+  alice.send(`<message from='alice@localhost/other' to='${bobJid}' id='f3'><body>stale</body></message>`);
+  const got = await bob.waitFor(/<message[^>]*id='f3'[\s\S]*?<\/message>/);
+  for (const id of ["f1", "f2", "f3"]) {
+    const m = new RegExp(`<message[^>]*id='${id}'[^>]*>`).exec(bob.buffer);
+    assert.ok(m, `message ${id} delivered`);
+    assert.match(m[0], new RegExp(`from='${jid.replace(/[/.]/g, "\\$&")}'`), m[0]);
+  }
+  assert.ok(got);
+  assert.doesNotMatch(bob.buffer, /from='bob@localhost\/x'|not a jid|alice@localhost\/other/);
+  alice.send("<iq type='get' to='localhost' id='alive'><ping xmlns='urn:xmpp:ping'/></iq>");
+  await alice.waitFor(/id='alive'/);
+  assert.doesNotMatch(alice.buffer, /stream:error/);
+  alice.close();
+  bob.close();
+});
+
+test("the legacy session request is answered after binding too (Strophe.js / Converse.js send it then)", async () => {
+  const { client: c } = await RawClient.login(ts.c2sPort, "alice", "wonderland", "legacy");
+  c.send("<iq type='set' id='sess1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+  await c.waitFor(/<iq type='result' id='sess1'\/>/);
+  c.send("<iq type='set' id='sess2' to='localhost'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+  await c.waitFor(/<iq[^>]*id='sess2'[^>]*\/>/);
+  assert.match(c.buffer, /<iq(?=[^>]*type='result')(?=[^>]*from='localhost')[^>]*id='sess2'/);
+  c.close();
+});
+
+test("a keepalive ping to the own account (no to, or the bare JID) is answered by the server", async () => {
+  // profanity's autoping sends exactly the first one and turns keepalive off when it gets an error.
+  const { client: c, jid } = await RawClient.login(ts.c2sPort, "alice", "wonderland", "keepalive");
+  c.send("<iq type='get' id='kp1'><ping xmlns='urn:xmpp:ping'/></iq>");
+  await c.waitFor(/<iq[^>]*id='kp1'[^>]*\/>|<iq[^>]*id='kp1'[\s\S]*?<\/iq>/);
+  c.send(`<iq type='get' id='kp2' to='${jid.split("/")[0]}'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  await c.waitFor(/<iq[^>]*id='kp2'[^>]*\/>|<iq[^>]*id='kp2'[\s\S]*?<\/iq>/);
+  assert.doesNotMatch(c.buffer, /type='error'/);
+  assert.match(c.buffer, /<iq(?=[^>]*type='result')[^>]*id='kp1'/);
+  assert.match(c.buffer, /<iq(?=[^>]*type='result')[^>]*id='kp2'/);
+  // Someone else pinging alice's bare JID gets no answer on her behalf.
+  const { client: b } = await RawClient.login(ts.c2sPort, "bob", "builder", "pinger");
+  b.send("<iq type='get' id='kp3' to='alice@localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+  await b.waitFor(/<iq[^>]*id='kp3'[\s\S]*?<\/iq>/);
+  assert.match(b.buffer, /type='error'[\s\S]*<service-unavailable/);
+  c.close();
+  b.close();
 });
 
 test("a non-stanza element after binding gives <unsupported-stanza-type/>", async () => {

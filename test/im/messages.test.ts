@@ -237,12 +237,13 @@ test("a message of type error is never answered with an error", async () => {
   closeAll(s);
 });
 
-test("the server advertises msgoffline and vcard-temp, and the account advertises vcard-temp and jabber:iq:private", async () => {
+test("the server advertises msgoffline, vcard-temp and jabber:iq:private, and the account vcard-temp and jabber:iq:private", async () => {
   const c = await online("card1", "disco", 0);
   c.send("<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
   const host = parseXml((await c.waitFor(/<iq[^>]*id='d1'[\s\S]*?<\/iq>/))[0]);
   const hostFeatures = host.getChild("query")!.getChildren("feature").map((f) => f.attrs["var"]);
-  for (const f of ["msgoffline", "vcard-temp"]) assert.ok(hostFeatures.includes(f), f);
+  // jabber:iq:private on the server too: poezio looks there before it uses bookmarks in private storage.
+  for (const f of ["msgoffline", "vcard-temp", "jabber:iq:private"]) assert.ok(hostFeatures.includes(f), f);
   c.send("<iq type='get' id='d2'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
   const acct = parseXml((await c.waitFor(/<iq[^>]*id='d2'[\s\S]*?<\/iq>/))[0]);
   const acctFeatures = acct.getChild("query")!.getChildren("feature").map((f) => f.attrs["var"]);
@@ -273,11 +274,21 @@ test("a vCard set by its owner reads back, another user reads it, and nobody els
   assert.equal(denied.attrs["type"], "error");
   assert.ok(denied.getChild("error")!.getChild("forbidden", "urn:ietf:params:xml:ns:xmpp-stanzas"));
 
-  // card2 has no vCard: its owner gets an empty one, others service-unavailable.
+  // card2 has no vCard: its owner gets an empty one.
   other.send("<iq type='get' id='v5'><vCard xmlns='vcard-temp'/></iq>");
   const empty = parseXml((await other.waitFor(/<iq[^>]*id='v5'[\s\S]*?<\/iq>|<iq[^>]*id='v5'[^>]*\/>/))[0]);
   assert.equal(empty.attrs["type"], "result");
   assert.equal(empty.getChild("vCard", "vcard-temp")!.elements.length, 0);
+  // So does anyone else asking for it (XEP-0054 §3.3; slixmpp's itests asked and got service-unavailable), while an
+  // account that does not exist still answers service-unavailable.
+  const third = await online("card1", "r2", 0);
+  third.send("<iq type='get' id='v6' to='card2@localhost'><vCard xmlns='vcard-temp'/></iq>");
+  const theirsEmpty = parseXml((await third.waitFor(/<iq[^>]*id='v6'[\s\S]*?<\/iq>|<iq[^>]*id='v6'[^>]*\/>/))[0]);
+  assert.equal(theirsEmpty.attrs["type"], "result");
+  assert.equal(theirsEmpty.getChild("vCard", "vcard-temp")!.elements.length, 0);
+  third.send("<iq type='get' id='v7' to='nobody-here@localhost'><vCard xmlns='vcard-temp'/></iq>");
+  assert.match((await third.waitFor(/<iq[^>]*id='v7'[\s\S]*?<\/iq>/))[0], /type='error'[\s\S]*<service-unavailable/);
+  closeAll(third);
   closeAll(other);
 });
 

@@ -34,6 +34,9 @@ export default defineModule({
     const store = ctx.storage.keyval(STORE);
     const maxSize = ctx.config.vcard.max_size;
     ctx.addFeature(NS_PRIVATE, "account");
+    // Also on the server's disco#info, where clients such as poezio look for it before using XEP-0048 bookmarks in
+    // private storage (Prosody lists it there too); the data is still the account's own (§2).
+    ctx.addFeature(NS_PRIVATE);
 
     const own = (from: Jid, to: Jid): void => {
       // §3: another user's data is forbidden (the XEP prefers it over service-unavailable).

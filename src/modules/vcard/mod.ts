@@ -20,13 +20,13 @@ export default defineModule({
     ctx.addFeature(NS_VCARD);
     ctx.addFeature(NS_VCARD, "account");
 
-    ctx.handleIq("get", "account", NS_VCARD, "vCard", async (_iq, { from, to }) => {
+    ctx.handleIq("get", "account", NS_VCARD, "vCard", async (_iq, { to }) => {
       const stored = await store.get(ctx.host, to.local, KEY);
       if (stored !== undefined) return parseXml(stored);
-      // §3.1 allows an empty vCard or item-not-found for one's own: the empty element is what most clients expect.
-      if (from.bare.equals(to.bare)) return new Element("vCard", NS_VCARD);
-      // §3.3: none for another user is service-unavailable, the same answer as for an unknown account.
-      throw new StanzaError("service-unavailable");
+      // §3.1 and §3.3 allow an empty vCard or item-not-found when the user never set one; the empty element is what
+      // clients expect (slixmpp's itests, Prosody). The router already answered service-unavailable for an account
+      // that does not exist, so this reveals nothing beyond what any IQ to the address does.
+      return new Element("vCard", NS_VCARD);
     });
 
     ctx.handleIq("set", "account", NS_VCARD, "vCard", async (_iq, { from, to, payload }) => {
