@@ -9,7 +9,7 @@ const PASSWORD = "secret";
 const NS = "urn:xmpp:blocking";
 let ts: TestServer;
 before(async () => {
-  ts = await createTestServer({}, { users: { "ann@localhost": PASSWORD, "ben@localhost": PASSWORD } });
+  ts = await createTestServer({}, { users: { "ann@localhost": PASSWORD, "ben@localhost": PASSWORD, "cat@localhost": PASSWORD, "dan@localhost": PASSWORD } });
 });
 after(async () => {
   await ts.stop();
@@ -63,4 +63,28 @@ test("a blocked local user's messages, presence and IQs do not reach the user, a
   await ann.waitFor(/<iq(?=[^>]*id='p9')(?=[^>]*from='ben@localhost\/b')[^>]*>/);
   ann.close();
   ben.close();
+});
+
+test("unblocking a contact shows it the user's current presence again and probes the contact's", async () => {
+  // Prosody does this on unblock; without it the contact kept seeing the user offline until her next presence change.
+  const item = (jid: string) => ({ jid, subscription: "both" as const, ask: false, approved: false, groups: [] });
+  await ts.server.storage.rosters.setItem("localhost", "cat", item("dan@localhost"));
+  await ts.server.storage.rosters.setItem("localhost", "dan", item("cat@localhost"));
+  const dan = await online("dan", "d");
+  const cat = await RawClient.login(ts.c2sPort, "cat", PASSWORD, "c").then((r) => r.client);
+  cat.send("<presence><show>dnd</show><status>writing</status></presence>");
+  await dan.waitFor(/<presence[^>]*from='cat@localhost\/c'[^>]*>[\s\S]*?<status>writing<\/status>/);
+  await cat.waitFor(/<presence[^>]*from='dan@localhost\/d'/);
+
+  assert.match(await iq(cat, "set", `<block xmlns='${NS}'><item jid='dan@localhost'/></block>`), /type='result'/);
+  await dan.waitFor(/<presence(?=[^>]*from='cat@localhost\/c')(?=[^>]*type='unavailable')[^>]*\/>/);
+  dan.buffer = "";
+  cat.buffer = "";
+
+  assert.match(await iq(cat, "set", `<unblock xmlns='${NS}'><item jid='dan@localhost'/></unblock>`), /type='result'/);
+  // Dan sees Cat as she is (her last broadcast, not a bare available), and Cat's probe brings Dan's presence back.
+  await dan.waitFor(/<presence(?![^>]*type=)[^>]*from='cat@localhost\/c'[^>]*>[\s\S]*?<show>dnd<\/show>[\s\S]*?<\/presence>/);
+  await cat.waitFor(/<presence(?![^>]*type=)[^>]*from='dan@localhost\/d'/);
+  cat.close();
+  dan.close();
 });

@@ -4,6 +4,7 @@ import { Element, x } from "../../xml/element.ts";
 import { StanzaError } from "../../xmpp/errors.ts";
 import { NS_CLIENT } from "../../xmpp/ns.ts";
 import { tryParseJid, type Jid } from "../../xmpp/jid.ts";
+import { readdress } from "../../xmpp/stanza.ts";
 import { defineModule, type ModuleContext } from "../../core/module-api.ts";
 import { HANDLED, type HookResult, type StanzaEvent } from "../../core/events.ts";
 
@@ -179,15 +180,39 @@ function setup(ctx: ModuleContext): void {
   ctx.handleIq("set", "account", NS_BLOCKING, "unblock", async (_iq, { from, to, payload }) => {
     own(from, to);
     const wanted = parseItems(payload);
-    await exclusive(to.local, async () => {
+    const { removed, kept } = await exclusive(to.local, async () => {
       const items = await load(to.local);
       const kept = wanted.length === 0 ? [] : items.filter((i) => !wanted.some((w) => w.jid.equals(i)));
       if (kept.length !== items.length) await save(to.local, kept);
+      return { removed: items.filter((i) => !kept.includes(i)), kept };
     });
     const pushed = new Element("unblock", NS_BLOCKING);
     for (const { jid } of wanted) pushed.c("item", { jid: jid.toString() });
     push(to.local, pushed);
+    await revealPresence(to.bare, removed, kept);
   });
+
+  /**
+   * The reverse of hidePresence: contacts no longer blocked get the user's current presence if they may see it, and
+   * are probed if the user may see theirs, so neither side keeps showing the other offline (the block had hidden
+   * both directions, §3.3, §3.6). Prosody does the same on unblock.
+   */
+  async function revealPresence(user: Jid, removed: Jid[], kept: Jid[]): Promise<void> {
+    if (removed.length === 0) return;
+    const { items } = await ctx.storage.rosters.get(host, user.local);
+    const sessions = [...ctx.sessions.ofBare(user.toString()).values()].filter((s) => s.available && s.presence);
+    for (const item of items) {
+      const contact = tryParseJid(item.jid);
+      if (!contact) continue;
+      if (!removed.some((r) => itemMatches(r, contact)) || kept.some((k) => itemMatches(k, contact))) continue;
+      if (item.subscription === "from" || item.subscription === "both") {
+        for (const s of sessions) ctx.send(readdress(s.presence!, s.jid.toString(), item.jid));
+      }
+      if (item.subscription === "to" || item.subscription === "both") {
+        ctx.send(x("presence", NS_CLIENT, { type: "probe", from: user.toString(), to: item.jid }));
+      }
+    }
+  }
 
   /** §3.3: tell newly blocked contacts that may see the user's presence that the user is gone. */
   async function hidePresence(user: Jid, added: Jid[]): Promise<void> {
