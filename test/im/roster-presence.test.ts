@@ -13,7 +13,7 @@ process.env["NODE_TLS_REJECT_UNAUTHORIZED"] = "0";
 
 const PASSWORD = "secret";
 const R = "jabber:iq:roster";
-const USERS = ["alice", "bob", "carl", "dora", "erin", "fred", "gina", "hank", "ivan", "judy", "kim", "leo", "mia"];
+const USERS = ["alice", "bob", "carl", "dora", "erin", "fred", "gina", "hank", "ivan", "judy", "kim", "leo", "mia", "nora", "otto", "pia", "quin"];
 
 let ts: TestServer;
 before(async () => {
@@ -299,6 +299,41 @@ test("a pre-approved request is approved at once and never shown to the contact"
   } finally {
     await g.stop();
     await h.stop();
+  }
+});
+
+test("an approval reaches the requester as roster push, then subscribed, then the contact's presence", async () => {
+  // RFC 6121 §3.1.5-3.1.6. profanity never showed "bob is online" when the presence overtook the approval: a local
+  // requester's server side stores the new state before delivering `subscribed`, while the presence went straight on.
+  for (const [requester, contact, preApproved] of [["nora", "otto", false], ["pia", "quin", true]] as const) {
+    const a = await Client.login(requester, "r");
+    const b = await Client.login(contact, "r", { presence: false });
+    try {
+      await b.send(xml("presence", {}, xml("status", {}, `${contact} here`)));
+      await b.sync();
+      if (preApproved) {
+        await b.send(xml("presence", { to: `${requester}@localhost`, type: "subscribed" }));
+        await b.push(`${requester}@localhost`);
+      }
+      await a.sync();
+      const seen: string[] = [];
+      a.xmpp.on("stanza", (st: XmlElement) => {
+        const itemEl = st.name === "iq" && st.attrs["type"] === "set" ? st.getChild("query", R)?.getChild("item") : undefined;
+        if (itemEl?.attrs["jid"] === `${contact}@localhost`) seen.push(`push:${itemEl.attrs["subscription"]}${itemEl.attrs["ask"] ? "+ask" : ""}`);
+        if (st.name === "presence" && st.attrs["from"]?.startsWith(`${contact}@localhost`)) seen.push(`presence:${st.attrs["type"] ?? "available"}`);
+      });
+      await a.send(xml("presence", { to: `${contact}@localhost`, type: "subscribe" }));
+      if (!preApproved) {
+        await b.waitFor((s) => s.attrs["type"] === "subscribe" && s.attrs["from"] === `${requester}@localhost`, "subscribe");
+        await b.send(xml("presence", { to: `${requester}@localhost`, type: "subscribed" }));
+      }
+      await a.presence(`${contact}@localhost/r`);
+      await a.sync();
+      assert.deepEqual(seen, ["push:none+ask", "push:to", "presence:subscribed", "presence:available"], `${requester}: ${seen.join(", ")}`);
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
   }
 });
 

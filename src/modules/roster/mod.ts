@@ -184,7 +184,7 @@ function setup(ctx: ModuleContext): void {
     // The user is implicitly subscribed to itself both ways; nothing to store or send.
     if (contact.equals(user)) return HANDLED;
     const jid = contact.toString();
-    await exclusive(user.toString(), async () => {
+    const t = await exclusive(user.toString(), async () => {
       const item = await rosters.getItem(host, user.local, jid);
       const before = stateOf(item, await hasPendingIn(user.local, jid));
       const t = outbound(before, type);
@@ -194,10 +194,14 @@ function setup(ctx: ModuleContext): void {
         throw new StanzaError("not-allowed", { text: `a roster holds at most ${ctx.config.roster.max_items} items` });
       }
       await store(user.local, jid, item, before, t.state);
-      // The contact sees the request from the user's bare JID (§3.1.2), whatever resource sent it.
-      if (t.pass) ctx.send(readdress(ev.stanza, user.toString(), jid));
-      if (t.presence) presenceTo(user, jid, t.presence);
+      return t;
     });
+    // The contact sees the request from the user's bare JID (§3.1.2), whatever resource sent it. An approval reaches
+    // the contact before the user's presence (§3.1.5, §3.1.6: roster push, `subscribed`, then presence): a local
+    // contact's server side handles `subscribed` with storage writes, so the presence waits until that routing is
+    // done. Outside the per-user lock, so two users approving each other at once cannot wait on each other.
+    if (t.pass) await ctx.send(readdress(ev.stanza, user.toString(), jid));
+    if (t.presence) presenceTo(user, jid, t.presence);
     return HANDLED;
   }
 
@@ -209,18 +213,21 @@ function setup(ctx: ModuleContext): void {
     const contact = ev.from.bare;
     if (contact.equals(user)) return HANDLED;
     const jid = contact.toString();
-    await exclusive(user.toString(), async () => {
+    const t = await exclusive(user.toString(), async () => {
       if (ctx.sessions.ofBare(user.toString()).size === 0 && !(await ctx.storage.accounts.get(host, user.local))) {
         // No such user (RFC 6121 §8.5.1): a request is refused with `unsubscribed`, anything else is dropped.
         if (type === "subscribe") ctx.send(x("presence", NS_CLIENT, { type: "unsubscribed", from: user.toString(), to: jid }));
-        return;
+        return undefined;
       }
-      await receivedFor(user, jid, type, ev.stanza);
+      return receivedFor(user, jid, type, ev.stanza);
     });
+    // A pre-approved request (§3.4): `subscribed` first, the user's presence after it (as in `sent`).
+    if (t?.replySubscribed) await ctx.send(x("presence", NS_CLIENT, { type: "subscribed", from: user.toString(), to: jid }));
+    if (t?.presence) presenceTo(user, jid, t.presence);
     return HANDLED;
   }
 
-  async function receivedFor(user: Jid, jid: string, type: SubscriptionType, stanza: Element): Promise<void> {
+  async function receivedFor(user: Jid, jid: string, type: SubscriptionType, stanza: Element): Promise<ReturnType<typeof inbound>> {
     const item = await rosters.getItem(host, user.local, jid);
     const before = stateOf(item, await hasPendingIn(user.local, jid));
     const t = inbound(before, type);
@@ -229,8 +236,7 @@ function setup(ctx: ModuleContext): void {
     if (t.state.pendingIn && !before.pendingIn) await rosters.setPendingIn(host, user.local, jid, delivered.toString());
     await store(user.local, jid, item, before, t.state);
     if (t.pass) for (const s of ctx.sessions.ofBare(user.toString()).values()) if (s.available) s.deliver(delivered.clone());
-    if (t.replySubscribed) ctx.send(x("presence", NS_CLIENT, { type: "subscribed", from: user.toString(), to: jid }));
-    if (t.presence) presenceTo(user, jid, t.presence);
+    return t;
   }
 
   ctx.hook("pre-presence/bare", sent);
