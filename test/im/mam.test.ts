@@ -15,7 +15,7 @@ const MAM = "urn:xmpp:mam:2";
 const RSM = "http://jabber.org/protocol/rsm";
 let ts: TestServer;
 before(async () => {
-  ts = await createTestServer({}, { users: { "ana@localhost": PASSWORD, "ben@localhost": PASSWORD, "cy@localhost": PASSWORD, "sli@localhost": PASSWORD, "xm@localhost": PASSWORD } });
+  ts = await createTestServer({}, { users: { "ana@localhost": PASSWORD, "ben@localhost": PASSWORD, "cy@localhost": PASSWORD, "sli@localhost": PASSWORD, "xm@localhost": PASSWORD, "po@localhost": PASSWORD, "ez@localhost": PASSWORD } });
 });
 after(async () => {
   await ts.stop();
@@ -193,4 +193,20 @@ test("a carbon copy of a received message carries the same stanza-id", async () 
   assert.ok(direct);
   assert.equal(copy.getChild("stanza-id", "urn:xmpp:sid:0")?.attrs["id"], direct.attrs["id"]);
   for (const c of [phone, laptop, ana]) c.close();
+});
+
+test("a message sent this second is in a query whose end is this second without fractions (poezio's query)", async () => {
+  // poezio (slixmpp's xep_0313) asks for the last page with `end` = now truncated to whole seconds; the archive
+  // stamps milliseconds, so the message just sent was left out. Send early in a second so that the query falls in
+  // the same second as the message (the case that failed) rather than the next one.
+  const po = await online("po", "p");
+  const ez = await online("ez", "e");
+  while (Date.now() % 1000 > 300) await new Promise((r) => setTimeout(r, 20));
+  po.send("<message to='ez@localhost' type='chat' id='sec1'><body>same second</body></message>");
+  await ez.waitFor(/same second/);
+  const end = new Date(Math.floor(Date.now() / 1000) * 1000).toISOString().replace(/\.000Z$/, "Z");
+  const page = await query(po, { form: { end }, rsm: "<max>10</max><before/>" });
+  assert.deepEqual(page.bodies, ["same second"], `end=${end}`);
+  po.close();
+  ez.close();
 });

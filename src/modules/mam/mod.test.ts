@@ -54,6 +54,15 @@ test("XEP-0082 date-times", () => {
   for (const bad of ["2010-06-07", "yesterday", "2010-06-07T00:00:00", "2010-13-45T99:00:00Z"]) assert.equal(parseDateTime(bad), undefined, bad);
 });
 
+test("an end without fractions covers its whole second; with fractions it is exact", () => {
+  const end = (v: string) => parseQuery(q(form(`<field var='end'><value>${v}</value></field>`)), 250).end;
+  assert.equal(end("2010-06-07T00:00:00Z"), Date.UTC(2010, 5, 7, 0, 0, 0, 999));
+  assert.equal(end("2010-06-07T02:00:00+02:00"), Date.UTC(2010, 5, 7, 0, 0, 0, 999));
+  assert.equal(end("2010-06-07T00:00:00.250Z"), Date.UTC(2010, 5, 7, 0, 0, 0, 250));
+  const start = parseQuery(q(form("<field var='start'><value>2010-06-07T00:00:00Z</value></field>")), 250).start;
+  assert.equal(start, Date.UTC(2010, 5, 7));
+});
+
 test("queries: form fields, RSM, caps and errors", () => {
   assert.deepEqual(parseQuery(q(""), 250), { max: 250 });
   assert.deepEqual(

@@ -130,7 +130,10 @@ export function parseQuery(query: Element, maxPage: number): ArchiveQuery {
         if (v === undefined) continue;
         const t = parseDateTime(v.trim());
         if (t === undefined) throw new StanzaError("bad-request", { text: `${name} is not an XEP-0082 date-time: ${v}` });
-        q[name] = t;
+        // Messages are stamped to the millisecond, but clients write whole seconds (poezio asks for `end` = now
+        // truncated): an `end` without fractions covers the whole of its second, or a message sent in that second
+        // would be missing from its history. `start` already begins at the second's first millisecond.
+        q[name] = name === "end" && !/\.\d/.test(v) ? t + 999 : t;
       }
     } catch (err) {
       if (err instanceof FormValueError) throw new StanzaError("bad-request", { text: err.message });
