@@ -54,12 +54,12 @@ async function setup(opts: { withRoster?: boolean } = {}) {
 const notes = (cmd: Element) => cmd.getChildren("note").map((n) => `${n.attrs["type"]}: ${n.text()}`);
 const condition = (c: string) => (err: unknown) => err instanceof StanzaError && err.condition === c;
 
-test("admins see the five server-roster commands; other users see none and are forbidden", async () => {
+test("admins see ping and the five server-roster commands; other users see only ping and are forbidden the rest", async () => {
   const { iq, run } = await setup();
   const items = async (from: string) =>
     (await iq(from, xml`<iq type='get'><query xmlns='${NS_DISCO_ITEMS}' node='${NS_COMMANDS}'/></iq>`)).getChildren("item").map((i) => i.attrs["node"]);
-  assert.deepEqual(await items(ADMIN), [NODE_SERVER_BUDDY, NODE_LIST, NODE_PENDING, NODE_CANCEL, NODE_REMOVE]);
-  assert.deepEqual(await items(USER), []);
+  assert.deepEqual(await items(ADMIN), ["ping", NODE_SERVER_BUDDY, NODE_LIST, NODE_PENDING, NODE_CANCEL, NODE_REMOVE]);
+  assert.deepEqual(await items(USER), ["ping"]);
   for (const node of [NODE_SERVER_BUDDY, NODE_LIST, NODE_PENDING, NODE_CANCEL, NODE_REMOVE]) await assert.rejects(run(USER, node), condition("forbidden"));
 });
 

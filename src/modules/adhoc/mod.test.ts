@@ -99,11 +99,12 @@ test("admins see every command in the list; users only the ones not admin-only; 
   const admin = await list(ADMIN);
   assert.equal(admin.attrs["node"], NS_COMMANDS);
   assert.deepEqual(admin.getChildren("item").map((i) => [i.attrs["jid"], i.attrs["node"], i.attrs["name"]]), [
+    ["localhost", "ping", "Ping"],
     ["localhost", "urn:test:uptime", "Uptime"],
     ["localhost", "urn:test:wizard", "Wizard"],
     ["localhost", "urn:test:refuse", "Refuse"],
   ]);
-  assert.deepEqual((await list(USER)).getChildren("item").map((i) => i.attrs["node"]), ["urn:test:uptime"]);
+  assert.deepEqual((await list(USER)).getChildren("item").map((i) => i.attrs["node"]), ["ping", "urn:test:uptime"]);
   assert.deepEqual((await list("romeo@montague.example/x")).getChildren("item"), []);
 });
 

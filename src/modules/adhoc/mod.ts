@@ -27,5 +27,13 @@ export default defineModule({
       },
     };
     ctx.provide("adhoc", api);
+    // A command every local user may run: it answers at once, so a client can check that commands work at all
+    // (aioxmpp's end-to-end tests look for it; Prosody and biboumi offer the same node).
+    api.register({
+      node: "ping",
+      name: "Ping",
+      adminOnly: false,
+      handler: () => ({ status: "completed", notes: [{ type: "info", text: "Pong" }] }),
+    });
   },
 });
