@@ -4,7 +4,7 @@ import { Resolver } from "node:dns/promises";
 import { readFile, stat } from "node:fs/promises";
 import type { Command } from "commander";
 import { generatedCertPaths, inspectCertificate } from "../core/certs.ts";
-import { ConfigError, parseListenAddress } from "../core/config/load.ts";
+import { ConfigError, listenersByDefault, parseListenAddress } from "../core/config/load.ts";
 import type { Config } from "../core/config/schema.ts";
 import { checkStorage } from "./check-storage.ts";
 import { printJson, resolveConfig, withConfig } from "./common.ts";
@@ -53,6 +53,11 @@ export function checkConfigSettings(config: Config, path: string | undefined): F
     if (host.admins.length === 0) {
       out.push(finding("warning", "config", "no admins: nobody is told about or can approve server buddy requests", { host: host.domain, fix: `add admins: [you@${host.domain}] to this host in ${where}` }));
     }
+  }
+  // Listeners nobody wrote down still open ports: say which, so a clash at start (or an unexpected open port) is
+  // traced to a default rather than to the file.
+  for (const l of listenersByDefault(config)) {
+    out.push(finding("info", "config", `${l.key} not set: listening on ${l.addresses.length === 0 ? "nothing" : l.addresses.join(", ")} (${l.from})`, { fix: `set ${l.key} in ${where} to choose` }));
   }
   if (config.c2s.encryption === "optional") {
     out.push(finding("warning", "config", "c2s.encryption is optional: clients may log in without TLS", { fix: `set c2s.encryption: required in ${where} outside development` }));

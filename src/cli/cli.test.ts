@@ -12,7 +12,7 @@ import { parseConfig } from "../core/config/load.ts";
 import { saltedPassword, scramCredential } from "../sasl/credentials.ts";
 import { openStorage } from "../storage/open.ts";
 import type { StoredCredentials } from "../storage/types.ts";
-import { checkCertificates, checkDns, type DnsResolver } from "./check.ts";
+import { checkCertificates, checkConfigSettings, checkDns, type DnsResolver } from "./check.ts";
 import { deriveCredentialsAsync, parseImportFile } from "./users.ts";
 
 const RUN = fileURLToPath(new URL("./run.ts", import.meta.url));
@@ -274,4 +274,10 @@ test("the certificate check finds a certificate that does not cover the host", a
     const later = await checkCertificates(config, new Date(Date.now() + 360 * 86_400_000));
     assert.ok(later.some((f) => f.severity === "warning" && /expires in \d+ days/.test(f.message)));
   });
+});
+
+test("comity check names the listeners the configuration left to defaults", () => {
+  const config = parseConfig("hosts: [{domain: a.test}]\nc2s: {listen: ['127.0.0.7:5222']}\ns2s: {listen: []}\n");
+  const infos = checkConfigSettings(config, "comity.yaml").filter((f) => f.severity === "info").map((f) => f.message);
+  assert.deepEqual(infos, ["c2s.direct_tls not set: listening on 127.0.0.7:5223 (c2s.listen's addresses with port 5223)"]);
 });

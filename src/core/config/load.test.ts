@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { ConfigError, defaultConfig, loadConfig, parseConfig } from "./load.ts";
+import { ConfigError, defaultConfig, listenersByDefault, loadConfig, parseConfig } from "./load.ts";
 
 function problemsOf(fn: () => unknown): string[] {
   try {
@@ -37,6 +37,19 @@ test("a partly given section keeps the given keys and fills the others", () => {
   const c = parseConfig("hosts: [{domain: a.test}]\nc2s: {encryption: optional}\n");
   assert.equal(c.c2s.encryption, "optional");
   assert.deepEqual(c.c2s.direct_tls, ["0.0.0.0:5223"]);
+});
+
+test("without c2s.direct_tls, direct TLS listens on c2s.listen's addresses with port 5223", () => {
+  // Two servers on one machine, each bound to its own address, must not both claim 0.0.0.0:5223.
+  const c = parseConfig("hosts: [{domain: a.test}]\nc2s: {listen: ['127.0.0.2:5222', '[::1]:15222', '127.0.0.2:6222']}\n");
+  assert.deepEqual(c.c2s.direct_tls, ["127.0.0.2:5223", "[::1]:5223"]);
+  assert.deepEqual(listenersByDefault(c).map((l) => `${l.key}=${l.addresses.join(",")}`), ["c2s.direct_tls=127.0.0.2:5223,[::1]:5223", "s2s.listen=0.0.0.0:5269"]);
+  const explicit = parseConfig("hosts: [{domain: a.test}]\nc2s: {listen: ['127.0.0.2:5222'], direct_tls: []}\ns2s: {listen: []}\n");
+  assert.deepEqual(explicit.c2s.direct_tls, []);
+  assert.deepEqual(listenersByDefault(explicit), []);
+  const none = parseConfig("hosts: [{domain: a.test}]\n");
+  assert.deepEqual(none.c2s.direct_tls, ["0.0.0.0:5223"]);
+  assert.deepEqual(listenersByDefault(none).map((l) => l.key), ["c2s.listen", "c2s.direct_tls", "s2s.listen"]);
 });
 
 test("an unknown key is an error naming the key, with a suggestion", () => {

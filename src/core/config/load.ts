@@ -77,11 +77,58 @@ export function normalizeConfig(raw: unknown, opts: { baseDir: string; source?: 
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new ConfigError([`(top level): expected a mapping of keys (got ${describe(raw)})`], opts.source);
   }
-  const value = Value.Default(ConfigSchema, structuredClone(raw)) as unknown;
+  const given = structuredClone(raw) as Record<string, unknown>;
+  const has = (section: string, key: string): boolean => {
+    const s = given[section];
+    return typeof s === "object" && s !== null && key in s;
+  };
+  const c2sListenGiven = has("c2s", "listen");
+  const s2sListenGiven = has("s2s", "listen");
+  const defaulted = deriveDirectTls(given);
+  const value = Value.Default(ConfigSchema, given) as unknown;
   const problems = schemaProblems(ConfigSchema, value);
   if (problems.length === 0) problems.push(...semanticProblems(value as Config));
   if (problems.length > 0) throw new ConfigError(problems, opts.source);
-  return resolvePaths(value as Config, opts.baseDir);
+  const config = resolvePaths(value as Config, opts.baseDir);
+  const listeners: DefaultListener[] = [];
+  if (!c2sListenGiven) listeners.push({ key: "c2s.listen", addresses: config.c2s.listen, from: "the built-in default" });
+  if (defaulted) listeners.push({ key: "c2s.direct_tls", addresses: config.c2s.direct_tls, from: "c2s.listen's addresses with port 5223" });
+  if (!s2sListenGiven) listeners.push({ key: "s2s.listen", addresses: config.s2s.listen, from: "the built-in default" });
+  defaultListeners.set(config, listeners);
+  return config;
+}
+
+/** A listener key the configuration left out, and what it was filled with. */
+export interface DefaultListener {
+  key: string;
+  addresses: string[];
+  from: string;
+}
+
+const defaultListeners = new WeakMap<Config, DefaultListener[]>();
+
+/** The listener keys this configuration did not set (for `comity check`); empty for a config made elsewhere. */
+export function listenersByDefault(config: Config): DefaultListener[] {
+  return defaultListeners.get(config) ?? [];
+}
+
+/**
+ * Without `c2s.direct_tls`, direct TLS listens on the addresses of `c2s.listen` with port 5223 (XEP-0368's usual
+ * port): an operator who bound clients to specific addresses did not ask for 0.0.0.0:5223, and a second server on
+ * the machine (or anything else on 5223) would make start fail on a port nobody configured. Returns whether it
+ * filled the key in (on a mapping the caller owns).
+ */
+function deriveDirectTls(raw: Record<string, unknown>): boolean {
+  const c2s = raw["c2s"];
+  if (c2s === undefined) raw["c2s"] = {};
+  const section = raw["c2s"];
+  if (typeof section !== "object" || section === null || Array.isArray(section)) return false;
+  const c = section as Record<string, unknown>;
+  if ("direct_tls" in c) return false;
+  const listen = c["listen"] ?? ["0.0.0.0:5222"];
+  if (!Array.isArray(listen) || !listen.every((a) => typeof a === "string" && /^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):[0-9]{1,5}$/.test(a))) return false;
+  c["direct_tls"] = [...new Set(listen.map((a: string) => `${a.slice(0, a.lastIndexOf(":"))}:5223`))];
+  return true;
 }
 
 /** Every schema violation, one line per offending key (the first reason only). */

@@ -90,7 +90,7 @@ export const ConfigSchema = Type.Object(
     c2s: Type.Object(
       {
         listen: Type.Array(ListenAddr, { default: ["0.0.0.0:5222"], description: "Client listeners (STARTTLS)" }),
-        direct_tls: Type.Array(ListenAddr, { default: ["0.0.0.0:5223"], description: "Client listeners with direct TLS (XEP-0368)" }),
+        direct_tls: Type.Array(ListenAddr, { default: ["0.0.0.0:5223"], description: "Client listeners with direct TLS (XEP-0368); when left out, the addresses of `c2s.listen` with port 5223" }),
         encryption: Type.Union([Type.Literal("required"), Type.Literal("optional")], {
           default: "required",
           description: "`optional` allows plaintext streams (development, benchmarks)",
