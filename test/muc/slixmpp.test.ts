@@ -62,9 +62,9 @@ test("slixmpp users create a room, get history and the subject on joining, and c
   assert.equal(o.code, 0, `${JSON.stringify(o.events)}\n${o.stderr.slice(-2000)}`);
   assert.equal(m.code, 0, `${JSON.stringify(m.events)}\n${m.stderr.slice(-2000)}`);
 
-  assert.deepEqual(o.events.find((e) => e["event"] === "joined"), { event: "joined", codes: [100, 110, 201], role: "moderator", affiliation: "owner" });
+  assert.deepEqual(o.events.find((e) => e["event"] === "joined"), { event: "joined", codes: [110, 201], role: "moderator", affiliation: "owner" });
   assert.ok(o.events.some((e) => e["event"] === "configured"));
-  assert.deepEqual(m.events.find((e) => e["event"] === "joined"), { event: "joined", codes: [100, 110], role: "participant", affiliation: "none" });
+  assert.deepEqual(m.events.find((e) => e["event"] === "joined"), { event: "joined", codes: [110], role: "participant", affiliation: "none" });
   assert.deepEqual(m.events.find((e) => e["event"] === "occupants"), { event: "occupants", nicks: ["Sam", "Tess"] }, "the plugin counts itself in");
   const history = m.events.find((e) => e["event"] === "history") as { bodies: string[]; stamps: string[]; froms: string[] };
   assert.deepEqual(history.bodies, ["history 2", "history 3"], "the last two, oldest first (<history maxstanzas='2'/>)");

@@ -46,6 +46,11 @@ export const HostSchema = Type.Object(
           max_history: Type.Integer({ minimum: 0, default: 20, description: "Messages of discussion history kept per room and sent to joiners (0: none)" }),
           max_rooms: Type.Integer({ minimum: 1, default: 1000, description: "Most rooms at once; further creations are refused" }),
           max_occupants: Type.Integer({ minimum: 1, default: 200, description: "Most occupants per room (room owners may set a lower limit)" }),
+          default_whois: Type.Union([Type.Literal("moderators"), Type.Literal("anyone")], {
+            default: "moderators",
+            description:
+              "Who sees occupants' real JIDs in a new room: `moderators` (semi-anonymous) or `anyone` (non-anonymous); owners change it per room (`muc#roomconfig_whois`)",
+          }),
         },
         { additionalProperties: false, description: "Multi-user chat service (XEP-0045) on its own domain; absent: no chat rooms. Persistent rooms are stored (history is not)" },
       ),

@@ -33,14 +33,21 @@ export interface RoomConfig {
   maxHistory: number;
 }
 
+/** Who may see occupants' real JIDs (muc#roomconfig_whois). */
+export type Whois = RoomConfig["whois"];
+
 /** Service-wide bounds on what an owner may choose. */
 export interface ConfigLimits {
   maxOccupants: number;
   maxHistory: number;
 }
 
-/** The configuration of a new room: open, public, non-anonymous, unmoderated, temporary. */
-export function defaultConfig(limits: ConfigLimits): RoomConfig {
+/**
+ * The configuration of a new room: open, public, semi-anonymous, unmoderated, temporary. Semi-anonymous (§7.2.3:
+ * real JIDs for moderators only) as Prosody and ejabberd do, so that entering a room does not hand one's address to
+ * every stranger in it; `whois` is the service's hosts[].muc.default_whois.
+ */
+export function defaultConfig(limits: ConfigLimits, whois: Whois = "moderators"): RoomConfig {
   return {
     name: "",
     description: "",
@@ -49,7 +56,7 @@ export function defaultConfig(limits: ConfigLimits): RoomConfig {
     membersOnly: false,
     moderated: false,
     password: "",
-    whois: "anyone",
+    whois,
     changeSubject: false,
     allowInvites: false,
     allowPm: "anyone",

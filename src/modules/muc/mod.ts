@@ -15,6 +15,7 @@ async function setup(ctx: ModuleContext): Promise<void> {
     create: cfg.create,
     maxRooms: cfg.max_rooms,
     limits: { maxOccupants: cfg.max_occupants, maxHistory: cfg.max_history },
+    defaultWhois: cfg.default_whois,
     send: (stanza) => ctx.send(stanza),
     isHostAdmin: (jid) => ctx.isAdmin(jid),
     store: new RoomStore(ctx.storage.keyval(MUC_STORE), cfg.domain, ctx.log),

@@ -63,6 +63,15 @@ test("damaged room documents are refused with a reason; missing fields take defa
   assert.equal(partial.config.public, true, "a missing field takes its default");
 });
 
+test("a room stored non-anonymous stays non-anonymous although new rooms are semi-anonymous by default", () => {
+  assert.equal(defaultConfig(LIMITS).whois, "moderators");
+  // What a persistent room created before semi-anonymous became the default has in storage.
+  const stored = JSON.stringify({ v: 1, room: "r", config: { ...defaultConfig(LIMITS), persistent: true, whois: "anyone" }, affiliations: [] });
+  assert.equal(decodeRoom("r", stored, LIMITS).config.whois, "anyone");
+  const moderators = JSON.stringify({ v: 1, room: "r", config: { persistent: true, whois: "moderators" }, affiliations: [] });
+  assert.equal(decodeRoom("r", moderators, LIMITS).config.whois, "moderators");
+});
+
 /** A key/value store whose writes finish in the order a test releases them. */
 function slowKv(): KeyValueStore & { release(): void; writes: (string | undefined)[]; docs: Map<string, string> } {
   const docs = new Map<string, string>();

@@ -103,6 +103,9 @@ function decodeConfig(raw: unknown, limits: ConfigLimits): RoomConfig {
   for (const k of ["persistent", "public", "membersOnly", "moderated", "changeSubject", "allowInvites"] as const) bool(k);
   count("maxUsers", 1, limits.maxOccupants);
   count("maxHistory", 0, limits.maxHistory);
+  // A stored whois is kept: a room saved while non-anonymous was the default stays non-anonymous, since its occupants
+  // chose it with that setting in view. Every document this module writes names whois; only one written by other
+  // hands can lack it, and it then gets the built-in default for new rooms (semi-anonymous, the safer one).
   if (raw["whois"] !== undefined) {
     if (raw["whois"] !== "anyone" && raw["whois"] !== "moderators") damaged("config.whois is not anyone or moderators");
     c.whois = raw["whois"];

@@ -9,7 +9,7 @@ import { StanzaError, type StanzaCondition } from "../../xmpp/errors.ts";
 import { parseJid, tryParseJid, type Jid } from "../../xmpp/jid.ts";
 import { NS_CLIENT, NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_STANZAS } from "../../xmpp/ns.ts";
 import { buildForm } from "../../xmpp/data-forms.ts";
-import { applyConfigForm, configForm, defaultConfig, type ConfigLimits, type RoomConfig } from "./config.ts";
+import { applyConfigForm, configForm, defaultConfig, type ConfigLimits, type RoomConfig, type Whois } from "./config.ts";
 import { History, delayed, parseHistoryRequest, stampOf } from "./history.ts";
 import type { RoomState, RoomSubject } from "./persistence.ts";
 import {
@@ -40,6 +40,8 @@ export interface RoomDeps {
   /** Route a stanza the room generated (from the room or an occupant JID). */
   send(stanza: Element): void;
   limits: ConfigLimits;
+  /** muc#roomconfig_whois of a new room (hosts[].muc.default_whois). */
+  defaultWhois: Whois;
   /** Milliseconds since the epoch (a parameter so tests can move time). */
   now(): number;
   /** Administrators of the service's host act as owners of every room. */
@@ -53,15 +55,31 @@ export interface RoomDeps {
   left(room: Room, real: string): void;
 }
 
-/** §18.1.2: errors that say a stanza the room sent cannot reach the occupant (a "ghost"). */
-const DELIVERY_ERRORS: ReadonlySet<string> = new Set([
+/**
+ * §18.1.2: the conditions of an error from an occupant's real JID that say the room's stanzas no longer reach it (a
+ * "ghost"), so it is removed with status 333 (removed because of an error: a technical reason, not a kick). The set
+ * Prosody kicks on: the RFC 6120 §8.3.3 conditions of an address that is wrong, gone or moved, of a server that cannot
+ * be reached or failed, and service-unavailable, which is what a server answers for a groupchat message to a resource
+ * that is not online (RFC 6121 §8.5.3.2.1; our router too, for a local session that went away meanwhile). Errors that
+ * refuse one stanza (not-acceptable, forbidden, feature-not-implemented...) leave the occupant in the room.
+ */
+const GONE_ERRORS: ReadonlySet<string> = new Set([
   "gone",
+  "internal-server-error",
   "item-not-found",
+  "jid-malformed",
   "recipient-unavailable",
   "redirect",
   "remote-server-not-found",
   "remote-server-timeout",
+  "service-unavailable",
 ]);
+
+/** Whether an error stanza says its sender is gone; one without a defined condition is malformed and counts too. */
+function isGoneError(stanza: Element): boolean {
+  const condition = stanzaCondition(stanza);
+  return condition === undefined || GONE_ERRORS.has(condition);
+}
 
 /** How long the room waits for the answer to an IQ it forwarded to an occupant. */
 const FORWARD_TIMEOUT_MS = 60_000;
@@ -180,7 +198,7 @@ export class Room {
     this.address = jid.toString();
     this.#deps = deps;
     if ("owner" in from) {
-      this.config = defaultConfig(deps.limits);
+      this.config = defaultConfig(deps.limits, deps.defaultWhois);
       this.#affiliations.set(from.owner.bareString(), "owner");
     } else {
       this.config = { ...from.state.config };
@@ -237,7 +255,9 @@ export class Room {
     const real = from.toString();
     const o = this.#byReal.get(real);
     if (type === "error") {
-      if (o && DELIVERY_ERRORS.has(stanzaCondition(stanza) ?? "")) this.#removeSession(o, real, { codes: [333] });
+      // §18.1.2: an error presence from an occupant's real JID is about that occupant (a presence the room sent it
+      // bounced); never answered.
+      if (o && isGoneError(stanza)) this.#removeSession(o, real, { codes: [333] });
       return;
     }
     // §17.3: only "unavailable" leaves; any occupant JID of the room will do, and non-occupants are ignored.
@@ -456,8 +476,10 @@ export class Room {
     const real = from.toString();
     const o = this.#byReal.get(real);
     if (type === "error") {
-      // Never answered; an occupant whose server says it cannot be reached is a ghost (§18.1.2).
-      if (o && DELIVERY_ERRORS.has(stanzaCondition(stanza) ?? "")) this.#removeSession(o, real, { codes: [333] });
+      // Never answered. The error is about the occupant whose real JID sent it, whatever occupant JID it is addressed
+      // to: a groupchat message or a private message the room delivered from room@service/Sender bounced on the way
+      // to it. So a ghost is removed (§18.1.2) and the sender of the message it bounced stays.
+      if (o && isGoneError(stanza)) this.#removeSession(o, real, { codes: [333] });
       return;
     }
     if (this.locked && !this.visibleTo(from)) throw new StanzaError("item-not-found");
@@ -762,8 +784,24 @@ export class Room {
   #setRole(o: Occupant, role: Role, by: { actor?: string; reason?: string }): void {
     if (this.#byNick.get(o.nick) !== o) return; // removed by an earlier item of the same request
     if (role === "none") return this.#removeOccupant(o, { codes: [307], ...by });
+    const before = o.role;
     o.role = role;
     this.#broadcastPresence(o, by.reason !== undefined ? { reason: by.reason } : {});
+    if ((before === "moderator") !== (role === "moderator")) this.#showRosterAgain(o);
+  }
+
+  /**
+   * §7.2.3: in a semi-anonymous room moderators see real JIDs and others do not, so an occupant who became (or stopped
+   * being) a moderator, or every occupant when the room's whois changed, gets everyone's presence again, now with
+   * (or without) the JIDs; Prosody does the same. Without it a new moderator could not see who is in the room it
+   * now moderates until each occupant happened to update their presence.
+   */
+  #showRosterAgain(o: Occupant, opts: { whoisChanged?: boolean } = {}): void {
+    if (this.config.whois === "anyone" && !opts.whoisChanged) return; // everyone saw every JID already
+    if (this.#byNick.get(o.nick) !== o) return;
+    for (const s of o.sessions.keys()) {
+      for (const other of this.#byNick.values()) if (other !== o) this.#deps.send(this.#presenceOf(other, s, o, {}));
+    }
   }
 
   /** §9.1 ban (301), §9.3-9.4 membership (321 when it closes a members-only room to them), admins and owners. */
@@ -784,10 +822,12 @@ export class Room {
       } else {
         // The role that goes with the new affiliation (§5.1.3 note): admins and owners moderate; someone who lost
         // it gets the room's default; a visitor made member gets voice.
+        const roleBefore = o.role;
         if (affiliationAtLeast(now, "admin") || affiliationAtLeast(before, "admin") || (now === "member" && o.role === "visitor")) {
           o.role = defaultRole(now, this.config.moderated);
         }
         this.#broadcastPresence(o, by.reason !== undefined ? { reason: by.reason } : {});
+        if ((roleBefore === "moderator") !== (o.role === "moderator")) this.#showRosterAgain(o);
       }
     }
   }
@@ -832,6 +872,10 @@ export class Room {
     const ux = m.c("x", {}, NS_MUC_USER);
     for (const code of codes) ux.c("status", { code: String(code) });
     this.#toAll(m);
+    // Who sees real JIDs changed for everyone but moderators (who always do).
+    if (next.whois !== before.whois) {
+      for (const o of this.#byNick.values()) if (o.role !== "moderator") this.#showRosterAgain(o, { whoisChanged: true });
+    }
   }
 
   /** §10.9: everyone is told (with the alternate venue and reason, if any), then the room is gone. */

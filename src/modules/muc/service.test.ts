@@ -1,7 +1,8 @@
 // Unit tests of the chat service without sockets: the service is driven with stanzas and what it sends is
 // collected. Covers what the socket tests do not reach easily: several sessions under one nickname (§7.2.9), ghosts
-// removed on delivery errors (§18.1.2, 333), session ends, IQs forwarded through occupant JIDs (§17.4), semi-anonymous
-// rooms, invitations and declines (§7.8.2), and the shutdown notice (332).
+// removed on delivery errors (§18.1.2, 333) and never the sender of what bounced, session ends, IQs forwarded through
+// occupant JIDs (§17.4), semi-anonymous rooms and whois changes (172, 173), the service's default_whois, invitations
+// and declines (§7.8.2), and the shutdown notice (332).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Element } from "../../xml/element.ts";
@@ -118,10 +119,7 @@ test("IQs to an occupant JID go to its real JID and the answer comes back; vCard
 });
 
 test("semi-anonymous rooms show real JIDs to moderators only, and invitations come from the occupant JID", () => {
-  const t = withRoom();
-  t.from("owner@test/a", `<iq type='set' id='c2' to='${ROOM}'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_whois'><value>moderators</value></field></x></query></iq>`);
-  const notice = t.take("owner@test/a").find((e) => e.name === "message")!;
-  assert.deepEqual(codesOf(notice).sort(), [104, 173]);
+  const t = withRoom(); // semi-anonymous: the default for new rooms
   t.join("bob@test/b", "Bob");
   const toBob = t.take("bob@test/b");
   const ownerSeenByBob = toBob.find((e) => e.attrs["from"] === `${ROOM}/Owner`)!;
@@ -137,6 +135,75 @@ test("semi-anonymous rooms show real JIDs to moderators only, and invitations co
   t.from("carol@test/c", `<message to='${ROOM}'><x xmlns='http://jabber.org/protocol/muc#user'><decline to='bob@test/b'><reason>busy</reason></decline></x></message>`);
   const dec = t.take("bob@test/b")[0]!;
   assert.equal(dec.getChild("x", NS_MUC_USER)?.getChild("decline")?.attrs["from"], "carol@test");
+});
+
+test("a whois change is announced (172, 173) and everyone but the moderators gets the others' presence again", () => {
+  const t = withRoom();
+  t.join("bob@test/b", "Bob");
+  t.take();
+  const whois = (value: string, id: string) =>
+    t.from("owner@test/a", `<iq type='set' id='${id}' to='${ROOM}'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_whois'><value>${value}</value></field></x></query></iq>`);
+  whois("anyone", "w1");
+  const toBob = t.take("bob@test/b");
+  assert.deepEqual(codesOf(toBob.find((e) => e.name === "message")!).sort(), [104, 172]);
+  assert.equal(itemOf(toBob.find((e) => e.attrs["from"] === `${ROOM}/Owner`)!)["jid"], "owner@test/a", "now non-anonymous: Bob sees the JID");
+  assert.equal(t.take("owner@test/a").filter((e) => e.name === "presence").length, 0, "a moderator saw every JID already");
+  whois("moderators", "w2");
+  const again = t.take("bob@test/b");
+  assert.deepEqual(codesOf(again.find((e) => e.name === "message")!).sort(), [104, 173]);
+  assert.equal(itemOf(again.find((e) => e.attrs["from"] === `${ROOM}/Owner`)!)["jid"], undefined);
+});
+
+test("the service's default_whois decides whether new rooms are non-anonymous (100 on entering)", () => {
+  const sent: Element[] = [];
+  const svc = new MucService({
+    domain: "muc.test",
+    host: "test",
+    name: "Chat",
+    create: "users",
+    maxRooms: 10,
+    limits: { maxOccupants: 10, maxHistory: 10 },
+    defaultWhois: "anyone",
+    send: (s) => void sent.push(s),
+    isHostAdmin: () => false,
+  });
+  const join = parseXml(`<presence xmlns='jabber:client' from='owner@test/a' to='${ROOM}/Owner'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+  svc.handle(join, parseJid("owner@test/a"), parseJid(`${ROOM}/Owner`));
+  const self = sent.find((e) => e.name === "presence")!;
+  assert.deepEqual(codesOf(self).sort(), [100, 110, 201]);
+  assert.equal(svc.rooms.get("room")?.config.whois, "anyone");
+});
+
+test("an error the router returns for a session that went away removes that occupant (333), never the sender", () => {
+  const t = withRoom();
+  t.join("bob@test/b", "Bob");
+  t.join("carol@test/c", "Carol");
+  t.take();
+  // The owner's groupchat message reached Bob's session from room/Owner; the session is gone, so the router answers
+  // in its name (RFC 6121 §8.5.3.2.1): service-unavailable from bob@test/b to room/Owner.
+  t.from("bob@test/b", `<message type='error' to='${ROOM}/Owner' id='g1'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`);
+  const seen = t.take("carol@test/c").find((e) => e.attrs["from"] === `${ROOM}/Bob`)!;
+  assert.equal(seen.attrs["type"], "unavailable");
+  assert.deepEqual(codesOf(seen), [333]);
+  const self = t.take("bob@test/b").find((e) => e.attrs["from"] === `${ROOM}/Bob`)!;
+  assert.deepEqual(codesOf(self).sort(), [110, 333]);
+  assert.ok(!t.take("owner@test/a").some((e) => e.attrs["from"] === `${ROOM}/Owner` && e.attrs["type"] === "unavailable"), "the owner stays");
+  // An error without a defined condition is malformed: the occupant is gone too (as Prosody treats it).
+  t.from("carol@test/c", `<presence type='error' to='${ROOM}/Carol'><error type='cancel'/></presence>`);
+  assert.deepEqual(codesOf(t.take("owner@test/a").find((e) => e.attrs["from"] === `${ROOM}/Carol`)!), [333]);
+});
+
+test("IQ errors never remove anyone: the answer to a forwarded IQ goes back to the one who asked", () => {
+  const t = withRoom();
+  t.join("bob@test/b", "Bob");
+  t.take();
+  t.from("owner@test/a", `<iq type='get' id='p1' to='${ROOM}/Bob'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  const fwd = t.take("bob@test/b")[0]!;
+  t.from("bob@test/b", `<iq type='error' id='${fwd.attrs["id"]}' to='${ROOM}/Owner'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`);
+  const back = t.take("owner@test/a");
+  assert.equal(back.length, 1, back.map(String).join("\n"));
+  assert.deepEqual({ type: back[0]!.attrs["type"], id: back[0]!.attrs["id"], from: back[0]!.attrs["from"] }, { type: "error", id: "p1", from: `${ROOM}/Bob` });
+  assert.equal(t.svc.rooms.get("room")?.occupantCount, 2);
 });
 
 test("the service answers disco and ping, refuses creation by policy, and says goodbye with 332 on shutdown", () => {

@@ -6,7 +6,7 @@ import { Element } from "../../xml/element.ts";
 import { StanzaError, errorReply } from "../../xmpp/errors.ts";
 import { parseJid, type Jid } from "../../xmpp/jid.ts";
 import { NS_CLIENT, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING } from "../../xmpp/ns.ts";
-import type { ConfigLimits } from "./config.ts";
+import type { ConfigLimits, Whois } from "./config.ts";
 import { NS_MUC, NS_MUC_STABLE_ID } from "./ns.ts";
 import { Room, notInRoom, type RoomDeps } from "./room.ts";
 import { orderedSend, type Send } from "./ordered-send.ts";
@@ -24,6 +24,8 @@ export interface MucServiceOptions {
   create: CreatePolicy;
   maxRooms: number;
   limits: ConfigLimits;
+  /** muc#roomconfig_whois of new rooms (default: moderators, semi-anonymous). */
+  defaultWhois?: Whois;
   /** Routes a stanza (the module context's send); its promise, if any, says when routing is done. */
   send: Send;
   isHostAdmin(jid: Jid): boolean;
@@ -49,6 +51,7 @@ export class MucService {
     this.#deps = {
       send: (stanza) => void this.#send(stanza),
       limits: opts.limits,
+      defaultWhois: opts.defaultWhois ?? "moderators",
       now: opts.now ?? Date.now,
       isServiceAdmin: (jid) => opts.isHostAdmin(jid),
       gone: (room, why) => {
