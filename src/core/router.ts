@@ -157,11 +157,18 @@ export class Router {
     const bare = to.bareString();
     const sessions = this.sessions.ofBare(bare);
     const isIq = stanza.name === "iq";
+    const type = stanza.attrs["type"];
     if (!isIq && !arrived) {
-      const arrived = this.#arrive(to.resource !== "" ? "full" : "bare", { stanza, from, to, origin });
+      // Decide the target before the hooks run, so that what they do (carbons, archives) matches the delivery: a
+      // normal or chat message to a resource that is not online is handled as if sent to the bare JID (RFC 6121
+      // §8.5.3.2.1), so it arrives as message/bare. Fired as message/full, carbons copied it to the remaining
+      // session as <received/> and then the bare-JID fallback delivered it there again (XEP-0280 §6).
+      const toBare = to.resource !== "" && stanza.name === "message" && type !== "groupchat" && type !== "headline" && type !== "error" && !sessions.has(to.resource);
+      const arrived = toBare
+        ? this.#arrive("bare", { stanza, from, to: to.bare, origin })
+        : this.#arrive(to.resource !== "" ? "full" : "bare", { stanza, from, to, origin });
       if (arrived === true || (arrived !== false && (await arrived))) return;
     }
-    const type = stanza.attrs["type"];
     if (isIq && !from.bare.equals(to.bare) && this.events.has("iq/account")) {
       const r = this.events.dispatch("iq/account", { stanza, from, to, origin });
       if (r === true || (r !== false && (await r))) return;

@@ -115,3 +115,19 @@ test("enabling carbons for someone else's account is forbidden", async () => {
   assert.match(await iq(c, `<enable xmlns='${CARBONS}'/>`, "set", "dan@localhost"), /type='error'[\s\S]*<forbidden/);
   c.close();
 });
+
+test("a message to a resource that is gone reaches the only other session once, as the original and not as a copy", async () => {
+  // RFC 6121 §8.5.3.2.1 sends it on as if to the bare JID; carbons used to copy it there first (message/full fired
+  // before the router found the resource gone), so the session got a <received/> copy and then the original.
+  const only = await online("cara", "only");
+  const dan = await online("dan", "y", 0, false);
+  dan.send("<message to='cara@localhost/gone' type='chat' id='g1'><body>where did you go</body></message>");
+  await only.waitFor(/where did you go/);
+  await sync(only);
+  const got = messages(only);
+  assert.equal(got.length, 1, only.buffer);
+  assert.equal(got[0]!.getChild("received", CARBONS), undefined, only.buffer);
+  assert.equal(got[0]!.getChildText("body"), "where did you go");
+  only.close();
+  dan.close();
+});
