@@ -4,7 +4,7 @@
 # (the admin console's and Converse.js's browser tests drive it with playwright-core).
 # Idempotent: runs apt-get only when something is missing. Uses sudo when not root.
 set -euo pipefail
-packages=(python3-slixmpp python3-aioxmpp openssl chromium)
+packages=(python3-slixmpp python3-aioxmpp openssl chromium testssl.sh)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,18 +1,18 @@
 // Composition root: builds hosts, storage, router and listeners from a validated config.
 import type { Server as NetServer, AddressInfo, Socket } from "node:net";
-import type { TLSSocket } from "node:tls";
 import type { Config } from "./core/config/schema.ts";
 import type { Logger } from "./core/log.ts";
 import type { Storage } from "./storage/types.ts";
 import { openStorage, storageOptions } from "./storage/open.ts";
 import { loadCertificates } from "./core/certs.ts";
-import { TlsContexts } from "./core/tls-contexts.ts";
+import { TlsContexts, tlsPolicyFor } from "./core/tls-contexts.ts";
 import { Host } from "./core/host.ts";
 import { Router } from "./core/router.ts";
 import { SessionRegistry } from "./core/sessions.ts";
 import { AuthThrottle } from "./core/auth-throttle.ts";
 import { C2sSession, type C2sDeps } from "./core/c2s.ts";
 import { listen } from "./net/listen.ts";
+import { listenDirectTls } from "./net/direct-tls.ts";
 import { Events } from "./core/events.ts";
 import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
@@ -69,6 +69,8 @@ export class ComityServer {
   readonly addresses: BoundAddresses = { c2s: [], c2sDirectTls: [], s2s: [], s2sDirectTls: [], http: [], https: [] };
   readonly s2s: S2sPool;
   readonly #s2sTls: TlsContexts;
+  /** HTTPS listeners' contexts: the same certificates under http's TLS policy. */
+  readonly #httpTls: TlsContexts;
   #stopping = false;
   /** Methods the CLI can call over the control socket (`comity s2s list`, `comity buddies ...`). */
   readonly control = new Map<string, ControlMethod>();
@@ -80,11 +82,12 @@ export class ComityServer {
     this.config = config;
     this.log = log;
     this.storage = storage;
-    this.#tls = new TlsContexts(certs);
+    this.#tls = new TlsContexts(certs, { policy: tlsPolicyFor(config, "c2s") });
+    this.#httpTls = new TlsContexts(certs, { policy: tlsPolicyFor(config, "http") });
     this.hosts = new Map(config.hosts.map((h) => [h.domain, new Host(h)]));
     this.router = new Router({ hosts: this.hosts, sessions: this.sessions, storage, log, events: this.events });
     const ca = [...rootCertificates, ...(config.s2s.ca_file ? [readFileSync(config.s2s.ca_file, "utf8")] : [])];
-    this.#s2sTls = new TlsContexts(certs, { ca });
+    this.#s2sTls = new TlsContexts(certs, { ca, policy: tlsPolicyFor(config, "s2s") });
     this.s2s = new S2sPool({
       config,
       hosts: this.hosts,
@@ -183,11 +186,10 @@ export class ComityServer {
       this.addresses.c2s.push(address);
     }
     for (const addr of this.config.c2s.direct_tls) {
-      const { server, address } = await listen(addr, (s) => this.#accept(s as TLSSocket), {
+      const { server, address } = await listenDirectTls(addr, (s) => this.#accept(s), {
+        secureContext: this.#tls.for(undefined),
         SNICallback: this.#tls.sni,
-        ...this.#tls.defaultPair,
-        ALPNProtocols: ["xmpp-client"],
-        minVersion: "TLSv1.2",
+        alpn: "xmpp-client",
       });
       this.#listeners.push(server);
       this.addresses.c2sDirectTls.push(address);
@@ -199,14 +201,11 @@ export class ComityServer {
       this.addresses.s2s.push(address);
     }
     for (const addr of this.config.s2s.direct_tls) {
-      const { server, address } = await listen(addr, (s) => this.s2s.accept(s), {
+      const { server, address } = await listenDirectTls(addr, (s) => this.s2s.accept(s), {
+        secureContext: this.#s2sTls.for(undefined),
         SNICallback: this.#s2sTls.sni,
-        ...this.#s2sTls.defaultPair,
-        ca: [...rootCertificates, ...(this.config.s2s.ca_file ? [readFileSync(this.config.s2s.ca_file, "utf8")] : [])],
+        alpn: "xmpp-server",
         requestCert: true,
-        rejectUnauthorized: false,
-        ALPNProtocols: ["xmpp-server"],
-        minVersion: "TLSv1.2",
       });
       this.#listeners.push(server);
       this.addresses.s2sDirectTls.push(address);
@@ -235,7 +234,7 @@ export class ComityServer {
     }
     for (const addr of cfg.listen) this.addresses.http.push(await http.listen(addr));
     for (const addr of cfg.tls_listen) {
-      this.addresses.https.push(await http.listen(addr, { SNICallback: this.#tls.sni, ...this.#tls.defaultPair, minVersion: "TLSv1.2", ALPNProtocols: ["http/1.1"] }));
+      this.addresses.https.push(await http.listen(addr, { SNICallback: this.#httpTls.sni, ...this.#httpTls.serverOptions, ALPNProtocols: ["http/1.1"] }));
     }
   }
 

@@ -5,6 +5,7 @@ import { readFile, stat } from "node:fs/promises";
 import type { Command } from "commander";
 import { generatedCertPaths, inspectCertificate } from "../core/certs.ts";
 import { ConfigError, listenersByDefault, parseListenAddress } from "../core/config/load.ts";
+import { tlsPolicyFor } from "../core/tls-contexts.ts";
 import type { Config } from "../core/config/schema.ts";
 import { checkStorage } from "./check-storage.ts";
 import { printJson, resolveConfig, withConfig } from "./common.ts";
@@ -58,6 +59,13 @@ export function checkConfigSettings(config: Config, path: string | undefined): F
   // traced to a default rather than to the file.
   for (const l of listenersByDefault(config)) {
     out.push(finding("info", "config", `${l.key} not set: listening on ${l.addresses.length === 0 ? "nothing" : l.addresses.join(", ")} (${l.from})`, { fix: `set ${l.key} in ${where} to choose` }));
+  }
+  // The TLS policy in effect on each listener section (docs/tls.md), so an operator sees what testssl.sh would.
+  for (const section of ["c2s", "s2s", "http"] as const) {
+    const p = tlsPolicyFor(config, section);
+    const suites = p.ciphers.split(":");
+    const weak = suites.filter((s) => !s.startsWith("TLS_") && (!/^ECDHE-/.test(s) || !/(GCM|CHACHA20|CCM)/.test(s)));
+    out.push(finding(weak.length > 0 ? "warning" : "info", "config", `TLS on ${section}: ${p.min_version} and later, ${suites.length} suite${suites.length === 1 ? "" : "s"} (${p.ciphers})${weak.length > 0 ? `; without forward secrecy or AEAD: ${weak.join(", ")}` : ""}; renegotiation refused`, weak.length > 0 ? { fix: `remove those suites from ${section}.tls_policy / tls_policy in ${where}` } : {}));
   }
   if (config.c2s.encryption === "optional") {
     out.push(finding("warning", "config", "c2s.encryption is optional: clients may log in without TLS", { fix: `set c2s.encryption: required in ${where} outside development` }));

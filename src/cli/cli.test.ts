@@ -279,5 +279,15 @@ test("the certificate check finds a certificate that does not cover the host", a
 test("comity check names the listeners the configuration left to defaults", () => {
   const config = parseConfig("hosts: [{domain: a.test}]\nc2s: {listen: ['127.0.0.7:5222']}\ns2s: {listen: []}\n");
   const infos = checkConfigSettings(config, "comity.yaml").filter((f) => f.severity === "info").map((f) => f.message);
-  assert.deepEqual(infos, ["c2s.direct_tls not set: listening on 127.0.0.7:5223 (c2s.listen's addresses with port 5223)"]);
+  assert.deepEqual(infos.filter((m) => m.includes("not set")), ["c2s.direct_tls not set: listening on 127.0.0.7:5223 (c2s.listen's addresses with port 5223)"]);
+});
+
+test("comity check prints the TLS policy of each listener section and warns about suites without forward secrecy", () => {
+  const config = parseConfig("hosts: [{domain: a.test}]\ns2s: {tls_policy: {ciphers: 'ECDHE-RSA-AES128-GCM-SHA256:AES128-SHA'}}\nhttp: {tls_policy: {min_version: TLSv1.3}}\n");
+  const tls = checkConfigSettings(config, "comity.yaml").filter((f) => f.message.startsWith("TLS on "));
+  assert.deepEqual(tls.map((f) => f.severity), ["info", "warning", "info"]);
+  assert.match(tls[0]!.message, /^TLS on c2s: TLSv1\.2 and later, 9 suites .*renegotiation refused$/);
+  assert.match(tls[1]!.message, /without forward secrecy or AEAD: AES128-SHA/);
+  assert.match(tls[2]!.message, /^TLS on http: TLSv1\.3 and later/);
+  assert.throws(() => parseConfig("hosts: [{domain: a.test}]\ntls_policy: {ciphers: 'NOT-A-SUITE'}\n"), /tls_policy\.ciphers: OpenSSL accepts none of these suites/);
 });

@@ -1,6 +1,7 @@
 // An XML stream over a socket (RFC 6120 §4): bytes in → parsed elements out, elements in → bytes out.
 // Handles stream headers, restarts, stream errors and closing, and the STARTTLS socket upgrade (§5).
 // Knows nothing of c2s or s2s negotiation: the session layer above drives it.
+import { markAuthorization } from "./direct-tls.ts";
 import type { Socket } from "node:net";
 import { TLSSocket, connect as tlsConnect, type SecureContext } from "node:tls";
 import { randomBytes } from "node:crypto";
@@ -278,12 +279,7 @@ export class Connection {
     return new Promise((resolve, reject) => {
       secure.once("secure", () => {
         secure.disableRenegotiation();
-        if (opts.requestCert) {
-          // Node fills `authorized` only for sockets a tls.Server created; do the same check for STARTTLS.
-          const err = (secure as unknown as { _handle?: { verifyError(): Error | null } })._handle?.verifyError();
-          if (err) secure.authorizationError = ((err as NodeJS.ErrnoException).code ?? err.message) as unknown as Error;
-          else secure.authorized = true;
-        }
+        if (opts.requestCert) markAuthorization(secure);
         this.#attach(secure);
         resolve();
       });

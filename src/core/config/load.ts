@@ -6,6 +6,7 @@ import { ValueErrorType, type ValueError } from "@sinclair/typebox/errors";
 import type { TSchema } from "@sinclair/typebox";
 import { parseDocument } from "yaml";
 import { ConfigSchema, type Config } from "./schema.ts";
+import { cipherListProblem } from "../tls-contexts.ts";
 
 export type { Config, HostConfig } from "./schema.ts";
 
@@ -256,6 +257,17 @@ export function isValidDomain(domain: string): boolean {
 /** Checks the schema cannot express: unique hosts, bare-JID admins, domain syntax, port ranges, listener clashes. */
 function semanticProblems(config: Config): string[] {
   const problems: string[] = [];
+  // A cipher list OpenSSL cannot use would only fail when the first listener starts: say so with the key instead.
+  const lists: [string, string | undefined][] = [
+    ["tls_policy.ciphers", config.tls_policy.ciphers],
+    ["c2s.tls_policy.ciphers", config.c2s.tls_policy?.ciphers],
+    ["s2s.tls_policy.ciphers", config.s2s.tls_policy?.ciphers],
+    ["http.tls_policy.ciphers", config.http.tls_policy?.ciphers],
+  ];
+  for (const [key, list] of lists) {
+    const why = list === undefined ? undefined : cipherListProblem(list);
+    if (why !== undefined) problems.push(`${key}: OpenSSL accepts none of these suites (${why})`);
+  }
   const firstIndex = new Map<string, number>();
   config.hosts.forEach((host, i) => {
     const d = host.domain;

@@ -7,6 +7,34 @@ const ListenAddr = Type.String({
   pattern: "^(\\[[0-9a-fA-F:.]+\\]|[^\\s:\\[\\]]+):[0-9]{1,5}$",
 });
 
+/**
+ * TLS 1.2 suites of the default policy: ECDHE key exchange (forward secrecy) with AEAD ciphers only, as Mozilla's
+ * "intermediate" profile without its DHE suites; no static-RSA and no CBC suites. TLS 1.3 suites are OpenSSL's
+ * (all AEAD). Names are OpenSSL's.
+ */
+export const DEFAULT_TLS_CIPHERS = [
+  "TLS_AES_128_GCM_SHA256",
+  "TLS_AES_256_GCM_SHA384",
+  "TLS_CHACHA20_POLY1305_SHA256",
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
+/** A listener section's own TLS policy: what it gives replaces the top-level tls_policy key by key. */
+const TlsPolicyOverride = Type.Optional(
+  Type.Object(
+    {
+      min_version: Type.Optional(Type.Union([Type.Literal("TLSv1.2"), Type.Literal("TLSv1.3")], { description: "Oldest TLS version accepted here" })),
+      ciphers: Type.Optional(Type.String({ minLength: 1, description: "OpenSSL cipher list for this section's listeners" })),
+    },
+    { additionalProperties: false, description: "This section's TLS policy; keys left out come from the top-level `tls_policy`" },
+  ),
+);
+
 const ContactList = Type.Array(Type.String({ minLength: 1 }), { default: [], description: "URIs for this role" });
 
 export const HostSchema = Type.Object(
@@ -92,8 +120,24 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false, description: "Default certificate; without it a self-signed one is generated in data_dir" },
       ),
     ),
+    tls_policy: Type.Object(
+      {
+        min_version: Type.Union([Type.Literal("TLSv1.2"), Type.Literal("TLSv1.3")], { default: "TLSv1.2", description: "Oldest TLS version accepted" }),
+        ciphers: Type.String({
+          minLength: 1,
+          default: DEFAULT_TLS_CIPHERS,
+          description: "OpenSSL cipher list (TLS 1.2 suites and TLS_* 1.3 suites, colon-separated); the default is ECDHE with AEAD only",
+        }),
+      },
+      {
+        default: {},
+        additionalProperties: false,
+        description: "TLS on every listener (c2s, s2s, HTTPS; STARTTLS and direct TLS): versions and suites. Renegotiation is always refused",
+      },
+    ),
     c2s: Type.Object(
       {
+        tls_policy: TlsPolicyOverride,
         listen: Type.Array(ListenAddr, { default: ["0.0.0.0:5222"], description: "Client listeners (STARTTLS)" }),
         direct_tls: Type.Array(ListenAddr, { default: ["0.0.0.0:5223"], description: "Client listeners with direct TLS (XEP-0368); when left out, the addresses of `c2s.listen` with port 5223" }),
         encryption: Type.Union([Type.Literal("required"), Type.Literal("optional")], {
@@ -130,6 +174,7 @@ export const ConfigSchema = Type.Object(
     ),
     s2s: Type.Object(
       {
+        tls_policy: TlsPolicyOverride,
         listen: Type.Array(ListenAddr, { default: ["0.0.0.0:5269"], description: "Server-to-server listeners" }),
         direct_tls: Type.Array(ListenAddr, { default: [], description: "Server listeners with direct TLS (XEP-0368)" }),
         encryption: Type.Union([Type.Literal("required"), Type.Literal("optional")], {
@@ -147,6 +192,7 @@ export const ConfigSchema = Type.Object(
     ),
     http: Type.Object(
       {
+        tls_policy: TlsPolicyOverride,
         listen: Type.Array(ListenAddr, { default: [], description: "HTTP listeners: WebSocket /xmpp-websocket, /admin, /api" }),
         tls_listen: Type.Array(ListenAddr, { default: [], description: "HTTPS listeners (the default host's certificate), same paths" }),
         trusted_proxies: Type.Array(Type.String(), {
