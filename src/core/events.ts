@@ -58,7 +58,14 @@ export interface EventMap {
 }
 
 export type EventName = keyof EventMap;
-export type Handler<E extends EventName> = (payload: EventMap[E]) => HookResult | Promise<HookResult>;
+
+/**
+ * Decision events, dispatched with fireSync on paths that must not reorder stanzas: their handlers answer at once, so
+ * the type forbids a promise (an async policy would otherwise be counted as "not handled" and let everything pass).
+ */
+export type SyncEventName = "s2s/filter";
+
+export type Handler<E extends EventName> = (payload: EventMap[E]) => E extends SyncEventName ? HookResult : HookResult | Promise<HookResult>;
 
 interface Entry {
   priority: number;
@@ -88,13 +95,28 @@ export class Events {
   }
 
   /**
-   * Synchronous variant for decisions on hot paths that must not reorder stanzas (e.g. the federation
-   * filter): handlers must answer without awaiting; a returned promise counts as "not handled".
+   * Synchronous dispatch of a decision (SyncEventName) on a hot path that must not reorder stanzas, such as the
+   * federation filter. It fails closed: a handler that throws, or that returns a promise despite its type (plain
+   * JavaScript, a cast), counts as HANDLED, i.e. a refusal, never as a pass. `onFault` hears about it.
    */
-  fireSync<E extends EventName>(name: E, payload: EventMap[E]): boolean {
+  fireSync<E extends SyncEventName>(name: E, payload: EventMap[E], onFault?: (err: unknown) => void): boolean {
     const list = this.#table.get(name);
     if (!list) return false;
-    for (const { handler } of list) if ((handler as Handler<E>)(payload) === HANDLED) return true;
+    for (const { handler } of list) {
+      let r: unknown;
+      try {
+        r = (handler as (p: EventMap[E]) => unknown)(payload);
+      } catch (err) {
+        onFault?.(err);
+        return true;
+      }
+      if (r === HANDLED) return true;
+      if (r !== undefined && typeof (r as { then?: unknown }).then === "function") {
+        (r as Promise<unknown>).then(undefined, () => {});
+        onFault?.(new Error(`a ${name} handler returned a promise: decisions must answer synchronously`));
+        return true;
+      }
+    }
     return false;
   }
 

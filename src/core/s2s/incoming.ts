@@ -312,7 +312,7 @@ export class S2sIn {
     const events = this.#deps.events;
     if (events.has("s2s/filter")) {
       const ev: EventMap["s2s/filter"] = { stanza: el, local: to.domain, remote: from.domain, direction: "in", host: this.#deps.router.hostOf(to.domain) ?? to.domain };
-      if (events.fireSync("s2s/filter", ev)) {
+      if (events.fireSync("s2s/filter", ev, (err) => this.#deps.log.error({ err, remote: ev.remote }, "s2s/filter handler failed: stanza refused"))) {
         if (!ev.drop) this.#deps.router.bounce(el, new StanzaError(ev.error ?? "policy-violation"));
         return;
       }

@@ -32,7 +32,7 @@ export class S2sPool {
     }
     if (this.#deps.events.has("s2s/filter")) {
       const ev: EventMap["s2s/filter"] = { stanza, local, remote: to.domain, direction: "out", host };
-      if (this.#deps.events.fireSync("s2s/filter", ev)) {
+      if (this.#deps.events.fireSync("s2s/filter", ev, (err) => this.#deps.log.error({ err, remote: ev.remote }, "s2s/filter handler failed: stanza refused"))) {
         if (!ev.drop) this.#deps.router.bounce(stanza, new StanzaError(ev.error ?? "policy-violation"));
         return;
       }
