@@ -8,6 +8,7 @@ import serverBuddies from "./server-buddies/mod.ts";
 import ping from "./ping/mod.ts";
 import version from "./version/mod.ts";
 import contactInfo from "./contact-info/mod.ts";
+import externalServices from "./external-services/mod.ts";
 import roster from "./roster/mod.ts";
 import presence from "./presence/mod.ts";
 import offline from "./offline/mod.ts";
@@ -32,6 +33,7 @@ export function builtinModules(host: Host): ModuleDefinition[] {
     ping,
     version,
     contactInfo,
+    externalServices, // XEP-0215: only when hosts[].external_services lists something
     roster,
     presence,
     offline,

@@ -9,6 +9,25 @@ const ListenAddr = Type.String({
 
 const ContactList = Type.Array(Type.String({ minLength: 1 }), { default: [], description: "URIs for this role" });
 
+/** One XEP-0215 external service (src/modules/external-services). */
+const ExternalService = Type.Object(
+  {
+    type: Type.Union([Type.Literal("stun"), Type.Literal("turn"), Type.Literal("turns")], { description: "Service type (XEP-0215 registry): `stun`, `turn`, or `turns` (TURN over TLS)" }),
+    host: Type.String({ minLength: 1, description: "Host name or IP address clients connect to" }),
+    port: Type.Integer({ minimum: 1, maximum: 65535, description: "Port clients connect to" }),
+    transport: Type.Optional(Type.Union([Type.Literal("udp"), Type.Literal("tcp")], { description: "`udp` or `tcp` (default: not stated; `turns` is always over TCP)" })),
+    name: Type.Optional(Type.String({ minLength: 1, description: "Human-readable label shown to users" })),
+    secret: Type.Optional(
+      Type.String({
+        minLength: 16,
+        description: "Shared secret of the TURN REST scheme (coturn `static-auth-secret` with `use-auth-secret`): local users get time-limited credentials",
+      }),
+    ),
+    ttl: Type.Integer({ minimum: 1, maximum: 2592000, default: 86400, description: "Seconds the credentials made with `secret` stay valid" }),
+  },
+  { additionalProperties: false },
+);
+
 export const HostSchema = Type.Object(
   {
     domain: Type.String({ minLength: 1, description: "The virtual host's domain (a served XMPP domain)" }),
@@ -25,6 +44,10 @@ export const HostSchema = Type.Object(
       },
       { default: {}, additionalProperties: false, description: "XEP-0157 contact addresses (URIs: xmpp:, mailto:, https:)" },
     ),
+    external_services: Type.Array(ExternalService, {
+      default: [],
+      description: "STUN/TURN servers offered to this host's users (XEP-0215), e.g. for calls; see src/modules/external-services/README.md",
+    }),
     tls: Type.Optional(
       Type.Object(
         { cert: Type.String({ description: "PEM certificate chain" }), key: Type.String({ description: "PEM private key" }) },
