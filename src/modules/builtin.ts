@@ -22,6 +22,7 @@ import incidents from "./incidents/mod.ts";
 import federationPolicy from "./federation-policy/mod.ts";
 import muc from "./muc/mod.ts";
 import streamManagement from "./stream-management/mod.ts";
+import csi from "./csi/mod.ts";
 
 /** Modules for one host (disco needs the host to read what the others registered). */
 export function builtinModules(host: Host): ModuleDefinition[] {
@@ -46,6 +47,7 @@ export function builtinModules(host: Host): ModuleDefinition[] {
     incidents,
     federationPolicy,
     streamManagement, // XEP-0198: c2s finds it by the name it provides ("stream-management")
+    csi, // XEP-0352: c2s finds it as the stream extension for urn:xmpp:csi:0
     muc, // only when hosts[].muc is set: a chat service on its own domain (XEP-0045)
   ];
 }

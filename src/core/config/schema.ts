@@ -234,6 +234,18 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false, description: "Message Archive Management (XEP-0313) of users' one-to-one messages" },
     ),
+    csi: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: "Offer XEP-0352 Client State Indication: while a client says it is inactive, presence and chat states wait" }),
+        max_held: Type.Integer({
+          minimum: 1,
+          maximum: 10000,
+          default: 256,
+          description: "Most stanzas held for one inactive session (after squashing superseded presence); one more flushes them all",
+        }),
+      },
+      { default: {}, additionalProperties: false, description: "Client State Indication (XEP-0352); see src/modules/csi/README.md" },
+    ),
     vcard: Type.Object(
       { max_size: Type.Integer({ minimum: 1024, default: 131072, description: "Largest vCard (XEP-0054) or private XML document (XEP-0049) stored, bytes" }) },
       { default: {}, additionalProperties: false, description: "Per-user documents: vcard-temp and private XML storage" },
