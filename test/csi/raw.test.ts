@@ -232,3 +232,14 @@ test("measured: an inactive phone is spared superseded presence and chat states 
   console.log(figure);
   for (const c of [desk, phone, ...contacts]) c.close();
 });
+
+test("an unknown element in the csi namespace is a stream error; nothing in it is answered", async () => {
+  const c = await login("bob", "bad", false);
+  c.buffer = "";
+  c.send(`<inactive xmlns='${CSI}'/><active xmlns='${CSI}'/>`);
+  await c.sync();
+  assert.doesNotMatch(c.buffer, /urn:xmpp:csi:0/, "no reply to <inactive/> or <active/> (§4.2)");
+  c.send(`<idle xmlns='${CSI}'/>`);
+  await c.waitFor(/<unsupported-stanza-type xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+  await c.waitClosed();
+});
