@@ -62,6 +62,44 @@ export interface StreamManagementHooks {
   element(session: C2sSession, el: Element): void | Promise<void>;
 }
 
+/**
+ * A module that handles the top-level elements of its own namespace on client streams after authentication
+ * (nonzas such as XEP-0352's <inactive/>: not stanzas, so XEP-0198 does not count them) and may offer a stream
+ * feature beside <bind/>. Provided on the host under `c2sExtensionName(ns)`; c2s looks it up only for elements that
+ * are not in jabber:client, so stanzas pay nothing for it.
+ */
+export interface C2sStreamExtension {
+  /** The stream feature offered after authentication, e.g. `<csi xmlns='urn:xmpp:csi:0'/>`. */
+  readonly feature?: Element;
+  element(session: C2sSession, el: Element): void | Promise<void>;
+}
+
+const EXTENSION_PREFIX = "c2s-extension ";
+
+/** The name under which a module provides the C2sStreamExtension for namespace `ns`. */
+export function c2sExtensionName(ns: string): string {
+  return EXTENSION_PREFIX + ns;
+}
+
+/**
+ * One step of a session's outbound chain (Prosody's `stanzas/out` filters): every stanza routed to the client passes
+ * the filters, higher priority first, before XEP-0198 counts it and the connection writes it. A filter returns the
+ * stanza (changed or not) to pass it on, or undefined to take it: dropped, or held and handed on later with
+ * `session.sendPast(filter, stanza)`. Nonzas (SM acks, stream errors) never pass here. A session without filters
+ * pays one comparison per stanza.
+ */
+export interface OutboundFilter {
+  readonly name: string;
+  /** Higher runs first. */
+  readonly priority: number;
+  filter(stanza: Element): Element | undefined;
+  /**
+   * The session is about to hibernate (XEP-0198) or end: hand on everything held (with sendPast), so that it is
+   * queued for resumption or settled like any unacknowledged stanza instead of lost.
+   */
+  drain?(): void;
+}
+
 /** The session a connection drives; a resumed session (XEP-0198 §5) takes over the connection of a newer stream. */
 interface ConnectionLink {
   session: C2sSession | undefined;
@@ -92,6 +130,8 @@ export class C2sSession implements LocalSession {
   #ended = false;
   /** XEP-0198 state once the client enabled stream management (undefined: no per-stanza cost). */
   sm: StreamManager | undefined;
+  /** The outbound filter chain, highest priority first; undefined (not empty) when there is none. */
+  #filters: OutboundFilter[] | undefined;
   /** The origin of this session's stanzas, made once after binding. */
   #origin: Origin | undefined;
   priority = 0;
@@ -223,6 +263,9 @@ export class C2sSession implements LocalSession {
     f.c("bind", {}, NS_BIND);
     f.c("session", {}, NS_SESSION).c("optional");
     if (this.#smHooks()) f.c("sm", {}, NS_SM); // XEP-0198 §2: offered after authentication (enable after bind, or resume)
+    for (const [name, ext] of this.#host!.provided) {
+      if (name.startsWith(EXTENSION_PREFIX) && (ext as C2sStreamExtension).feature) f.children.push((ext as C2sStreamExtension).feature!);
+    }
     f.c("ver", {}, "urn:xmpp:features:rosterver"); // RFC 6121 §2.6.1
     f.c("sub", {}, "urn:xmpp:features:pre-approval"); // RFC 6121 §3.4.1
     return f;
@@ -236,6 +279,11 @@ export class C2sSession implements LocalSession {
     if (el.xmlns === NS_SM) {
       const hooks = this.#smHooks();
       if (hooks) return hooks.element(this, el);
+    }
+    if (el.xmlns !== NS_CLIENT && this.#username !== undefined) {
+      // A nonza for a stream extension (XEP-0352): handled before the XEP-0198 count below, which is for stanzas.
+      const ext = this.#host!.provided.get(c2sExtensionName(el.xmlns)) as C2sStreamExtension | undefined;
+      if (ext) return ext.element(this, el);
     }
     if (this.#jid) {
       const sm = this.sm;
@@ -482,8 +530,51 @@ export class C2sSession implements LocalSession {
     if (initial) await this.#deps.events.fire("session/available", { session: this });
   }
 
-  /** Deliver a routed stanza to this client (through XEP-0198 counting and queueing when enabled). */
+  /** Deliver a routed stanza to this client: through the outbound filters, then XEP-0198 counting and queueing. */
   deliver(stanza: Element): void {
+    const filters = this.#filters;
+    if (filters === undefined) this.#write(stanza);
+    else this.#pass(filters, 0, stanza);
+  }
+
+  /** Hand on a stanza a filter took: through the filters of lower priority than `from`, then to the client. */
+  sendPast(from: OutboundFilter, stanza: Element): void {
+    const filters = this.#filters;
+    if (filters === undefined) return this.#write(stanza);
+    let i = 0;
+    while (i < filters.length && filters[i]!.priority >= from.priority) i++;
+    this.#pass(filters, i, stanza);
+  }
+
+  /** Add (or replace, by name) an outbound filter. */
+  addOutboundFilter(filter: OutboundFilter): void {
+    const list = (this.#filters ?? []).filter((f) => f.name !== filter.name);
+    list.push(filter);
+    list.sort((a, b) => b.priority - a.priority);
+    this.#filters = list;
+  }
+
+  removeOutboundFilter(filter: OutboundFilter): void {
+    const list = this.#filters?.filter((f) => f !== filter);
+    this.#filters = list === undefined || list.length === 0 ? undefined : list;
+  }
+
+  #pass(filters: OutboundFilter[], from: number, stanza: Element): void {
+    let st: Element | undefined = stanza;
+    for (let i = from; i < filters.length; i++) {
+      st = filters[i]!.filter(st);
+      if (st === undefined) return;
+    }
+    this.#write(st);
+  }
+
+  /** Filters hand on what they hold before the session hibernates or ends (OutboundFilter.drain). */
+  #drainFilters(): void {
+    const filters = this.#filters;
+    if (filters !== undefined) for (const f of filters) f.drain?.();
+  }
+
+  #write(stanza: Element): void {
     const sm = this.sm;
     if (sm !== undefined) sm.send(stanza);
     else this.#conn.send(stanza);
@@ -500,6 +591,8 @@ export class C2sSession implements LocalSession {
   #closed(reason: string): void {
     if (this.#timer) clearTimeout(this.#timer);
     if (!this.#jid) return;
+    // Held stanzas join the XEP-0198 queue (kept for resumption, or settled by end()) before the state changes.
+    this.#drainFilters();
     // XEP-0198 §5: a transport that died without a closing stream leaves a resumable session bound and routable.
     if (this.sm && !this.#conn.ended && this.sm.hibernate()) {
       this.#hibernating = true;
@@ -518,6 +611,7 @@ export class C2sSession implements LocalSession {
     if (!jid || this.#ended) return Promise.resolve();
     this.#ended = true;
     this.#hibernating = false;
+    this.#drainFilters(); // what filters held is settled with the unacknowledged stanzas below
     const sm = this.sm;
     this.sm = undefined;
     const unacked = sm ? sm.close() : [];

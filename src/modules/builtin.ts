@@ -8,6 +8,7 @@ import serverBuddies from "./server-buddies/mod.ts";
 import ping from "./ping/mod.ts";
 import version from "./version/mod.ts";
 import contactInfo from "./contact-info/mod.ts";
+import externalServices from "./external-services/mod.ts";
 import roster from "./roster/mod.ts";
 import presence from "./presence/mod.ts";
 import offline from "./offline/mod.ts";
@@ -21,6 +22,7 @@ import incidents from "./incidents/mod.ts";
 import federationPolicy from "./federation-policy/mod.ts";
 import muc from "./muc/mod.ts";
 import streamManagement from "./stream-management/mod.ts";
+import csi from "./csi/mod.ts";
 
 /** Modules for one host (disco needs the host to read what the others registered). */
 export function builtinModules(host: Host): ModuleDefinition[] {
@@ -32,6 +34,7 @@ export function builtinModules(host: Host): ModuleDefinition[] {
     ping,
     version,
     contactInfo,
+    externalServices, // XEP-0215: only when hosts[].external_services lists something
     roster,
     presence,
     offline,
@@ -44,6 +47,7 @@ export function builtinModules(host: Host): ModuleDefinition[] {
     incidents,
     federationPolicy,
     streamManagement, // XEP-0198: c2s finds it by the name it provides ("stream-management")
+    csi, // XEP-0352: c2s finds it as the stream extension for urn:xmpp:csi:0
     muc, // only when hosts[].muc is set: a chat service on its own domain (XEP-0045)
   ];
 }

@@ -37,6 +37,25 @@ const TlsPolicyOverride = Type.Optional(
 
 const ContactList = Type.Array(Type.String({ minLength: 1 }), { default: [], description: "URIs for this role" });
 
+/** One XEP-0215 external service (src/modules/external-services). */
+const ExternalService = Type.Object(
+  {
+    type: Type.Union([Type.Literal("stun"), Type.Literal("turn"), Type.Literal("turns")], { description: "Service type (XEP-0215 registry): `stun`, `turn`, or `turns` (TURN over TLS)" }),
+    host: Type.String({ minLength: 1, description: "Host name or IP address clients connect to" }),
+    port: Type.Integer({ minimum: 1, maximum: 65535, description: "Port clients connect to" }),
+    transport: Type.Optional(Type.Union([Type.Literal("udp"), Type.Literal("tcp")], { description: "`udp` or `tcp` (default: not stated; `turns` is always over TCP)" })),
+    name: Type.Optional(Type.String({ minLength: 1, description: "Human-readable label shown to users" })),
+    secret: Type.Optional(
+      Type.String({
+        minLength: 16,
+        description: "Shared secret of the TURN REST scheme (coturn `static-auth-secret` with `use-auth-secret`): local users get time-limited credentials",
+      }),
+    ),
+    ttl: Type.Integer({ minimum: 1, maximum: 2592000, default: 86400, description: "Seconds the credentials made with `secret` stay valid" }),
+  },
+  { additionalProperties: false },
+);
+
 export const HostSchema = Type.Object(
   {
     domain: Type.String({ minLength: 1, description: "The virtual host's domain (a served XMPP domain)" }),
@@ -53,6 +72,10 @@ export const HostSchema = Type.Object(
       },
       { default: {}, additionalProperties: false, description: "XEP-0157 contact addresses (URIs: xmpp:, mailto:, https:)" },
     ),
+    external_services: Type.Array(ExternalService, {
+      default: [],
+      description: "STUN/TURN servers offered to this host's users (XEP-0215), e.g. for calls; see src/modules/external-services/README.md",
+    }),
     tls: Type.Optional(
       Type.Object(
         { cert: Type.String({ description: "PEM certificate chain" }), key: Type.String({ description: "PEM private key" }) },
@@ -256,6 +279,18 @@ export const ConfigSchema = Type.Object(
         max_page: Type.Integer({ minimum: 1, maximum: 1000, default: 250, description: "Most messages one archive query returns (a larger RSM max is lowered to this)" }),
       },
       { default: {}, additionalProperties: false, description: "Message Archive Management (XEP-0313) of users' one-to-one messages" },
+    ),
+    csi: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: "Offer XEP-0352 Client State Indication: while a client says it is inactive, presence and chat states wait" }),
+        max_held: Type.Integer({
+          minimum: 1,
+          maximum: 10000,
+          default: 256,
+          description: "Most stanzas held for one inactive session (after squashing superseded presence); one more flushes them all",
+        }),
+      },
+      { default: {}, additionalProperties: false, description: "Client State Indication (XEP-0352); see src/modules/csi/README.md" },
     ),
     vcard: Type.Object(
       { max_size: Type.Integer({ minimum: 1024, default: 131072, description: "Largest vCard (XEP-0054) or private XML document (XEP-0049) stored, bytes" }) },
