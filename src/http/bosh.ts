@@ -167,10 +167,16 @@ export function mountBosh(http: HttpService, deps: BoshDeps): void {
     if (declared > maxBody) return tooLarge();
     const chunks: Buffer[] = [];
     let size = 0;
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > maxBody) return tooLarge();
-      chunks.push(chunk);
+    try {
+      for await (const chunk of req as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > maxBody) return tooLarge();
+        chunks.push(chunk);
+      }
+    } catch (err) {
+      // The client went away mid-request (or sent broken chunking): nobody is left to answer.
+      log.debug({ err, remote: http.clientAddress(req) }, "bosh request not read");
+      return;
     }
     let parsed: Parsed;
     let sid: string | undefined;
