@@ -18,7 +18,7 @@ let httpUrl: string;
 before(async () => {
   ts = await createTestServer(
     {
-      http: { tls_listen: ["127.0.0.1:0"], listen: ["127.0.0.1:0"], trusted_proxies: ["127.0.0.1"], bosh: { inactivity: INACTIVITY, max_wait: 10, polling: 2 } },
+      http: { tls_listen: ["127.0.0.1:0"], listen: ["127.0.0.1:0"], trusted_proxies: ["127.0.0.1"], bosh: { inactivity: INACTIVITY, max_wait: 10, polling: 2, max_queued_stanzas: 20 } },
     },
     { users: { "alice@localhost": "wonderland", "bob@localhost": "builder", "carol@localhost": "singer", "dave@localhost": "diver" } },
   );
@@ -130,6 +130,42 @@ test("requests out of order within the window are handled and answered in rid or
   // Beyond the window: the session ends with item-not-found, and its sid is then unknown.
   terminated(await c.at(c.rid + 5), "item-not-found");
   terminated(await c.send(), "item-not-found");
+});
+
+test("a repeated rid that is still held takes the answer over; answers the client acknowledged are forgotten (§9.2, §14.3)", async () => {
+  const c = new BoshClient(httpsUrl);
+  await c.login("carol", "singer", { presence: false });
+  const rid = c.rid++;
+  const lost = c.at(rid); // held; pretend its connection broke
+  await new Promise((r) => setTimeout(r, 200));
+  const retry = c.at(rid);
+  assert.equal((await lost).text, "<body xmlns='http://jabber.org/protocol/httpbind'/>", "the abandoned request is let go");
+  await new Promise((r) => setTimeout(r, 200));
+  const sent = await c.send(`<iq xmlns='jabber:client' type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  const retried = await retry;
+  assert.deepEqual([...ids(retried.body!.elements), ...ids(sent.body!.elements)], ["p1"], `${retried.text} / ${sent.text}`);
+  // The client says it has every answer up to the last one: a repeat of it is no longer answered from the cache.
+  const last = c.rid - 1;
+  const next = c.send(`<iq xmlns='jabber:client' type='get' id='p2' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`, { ack: last });
+  assert.deepEqual(ids((await next).body!.elements), ["p2"]);
+  terminated(await c.at(last), "item-not-found");
+});
+
+test("a client that stops collecting its stanzas is cut off at http.bosh.max_queued_stanzas", async () => {
+  const sender = new BoshClient(httpsUrl);
+  await sender.login("bob", "builder", { presence: false });
+  const idle = new BoshClient(httpsUrl);
+  const jid = await idle.login("dave", "diver", { presence: false });
+  const idleSince = Date.now();
+  const { parseJid } = await import("../../src/xmpp/jid.ts");
+  const payload = Array.from({ length: 25 }, (_, i) => `<message xmlns='jabber:client' to='${jid}' type='chat'><body>n${i}</body></message>`).join("");
+  await sender.send(payload, { type: "terminate" });
+  const deadline = Date.now() + 15_000;
+  while (ts.server.sessions.get(parseJid(jid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(ts.server.sessions.get(parseJid(jid)), undefined, "the session ended");
+  const took = Date.now() - idleSince;
+  assert.ok(took < (INACTIVITY - 1) * 1000, `ended by the queue cap, not by inactivity (${took} ms)`);
+  terminated(await idle.send(), "item-not-found");
 });
 
 test("unknown sid, missing rid, non-BOSH and oversized requests get clear errors", async () => {
