@@ -37,6 +37,8 @@ const terminated = (r: BoshReply, condition: string) => {
 };
 /** A streams-namespace element (stream:features, stream:error), whichever way the parser names the prefixed element. */
 const isStream = (el: Element | undefined, local: string) => el !== undefined && el.xmlns === "http://etherx.jabber.org/streams" && el.name.replace(/^stream:/, "") === local;
+/** Give a request sent on another connection time to reach the server first (requests here are in flight at once). */
+const settle = () => new Promise((r) => setTimeout(r, 500));
 const ids = (els: Element[]) => els.filter((e) => e.name === "iq").map((e) => e.attrs["id"]);
 
 test("session creation answers with the session's attributes and the stream features (XEP-0124 §7.2, XEP-0206 §4)", async () => {
@@ -79,7 +81,7 @@ test("two BOSH users log in with a stream restart and chat; a held request is an
   // bob's long-poll is held; alice's message reaches it at once, long before 'wait' (5 s) runs out.
   const started = Date.now();
   const poll = bob.send();
-  await new Promise((r) => setTimeout(r, 200));
+  await settle();
   void alice.send(`<message xmlns='jabber:client' to='bob@localhost' type='chat' id='m1'><body>Hello over BOSH</body></message>`);
   const got = await poll;
   assert.ok(Date.now() - started < 4000, `answered when the message arrived (${Date.now() - started} ms)`);
@@ -118,7 +120,7 @@ test("requests out of order within the window are handled and answered in rid or
   const ping = (id: string) => `<iq xmlns='jabber:client' type='get' id='${id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`;
   // r2 arrives first: nothing is handled until r1 is there.
   const second = c.at(r2, ping("second"));
-  await new Promise((r) => setTimeout(r, 300));
+  await settle();
   const first = await c.at(r1, ping("first"));
   const secondReply = await second;
   assert.equal(first.body!.attrs["ack"], String(r2), "the answer to r1 says r2 was received (§9.1)");
@@ -137,10 +139,10 @@ test("a repeated rid that is still held takes the answer over; answers the clien
   await c.login("carol", "singer", { presence: false });
   const rid = c.rid++;
   const lost = c.at(rid); // held; pretend its connection broke
-  await new Promise((r) => setTimeout(r, 200));
+  await settle();
   const retry = c.at(rid);
   assert.equal((await lost).text, "<body xmlns='http://jabber.org/protocol/httpbind'/>", "the abandoned request is let go");
-  await new Promise((r) => setTimeout(r, 200));
+  await settle();
   const sent = await c.send(`<iq xmlns='jabber:client' type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
   const retried = await retry;
   assert.deepEqual([...ids(retried.body!.elements), ...ids(sent.body!.elements)], ["p1"], `${retried.text} / ${sent.text}`);
@@ -226,8 +228,9 @@ test("too many simultaneous requests, and polling too often, end the session wit
   const c = new BoshClient(httpsUrl);
   await c.create({ wait: 5 });
   const held = c.send(); // held: 1 of 2
+  await settle();
   const r3 = c.at(c.rid + 1); // early, in the window
-  await new Promise((r) => setTimeout(r, 200));
+  await settle();
   const r2 = await c.at(c.rid, `<iq xmlns='jabber:client' type='get' id='x'/>`); // a third unanswered request
   terminated(r2, "policy-violation");
   terminated(await held, "policy-violation");
@@ -247,7 +250,7 @@ test("the client terminates its session (§13): its last payloads are handled, h
   const c = new BoshClient(httpsUrl);
   await c.login("dave", "diver", { presence: false });
   const poll = c.send();
-  await new Promise((r) => setTimeout(r, 200));
+  await settle();
   const bye = await c.send(`<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>bye</body></message>`, { type: "terminate" });
   assert.equal(bye.body?.attrs["type"], "terminate", bye.text);
   assert.equal(bye.body?.attrs["condition"], undefined, "a normal end carries no condition");
@@ -327,7 +330,7 @@ test("server shutdown answers held requests with system-shutdown", async () => {
   const c = new BoshClient(`https://127.0.0.1:${t.server.addresses.https[0]!.port}/http-bind`);
   await c.login("alice", "wonderland");
   const held = c.send();
-  await new Promise((r) => setTimeout(r, 200));
+  await settle();
   await t.stop();
   const r = await held;
   assert.equal(r.body?.attrs["type"], "terminate", r.text);
