@@ -87,6 +87,8 @@ interface Held {
   timer: NodeJS.Timeout | undefined;
   /** Carried no payload and asked for nothing (an empty poll, §12). */
   empty: boolean;
+  /** Its HTTP connection closed before the answer (a tab closed, a network gone): it holds nothing open any more. */
+  abandoned?: boolean;
 }
 
 /** Stream errors that have a terminal binding condition of their own (§17.2); the rest are remote-stream-error. */
@@ -238,6 +240,12 @@ export class BoshConnection extends Connection {
         answer(held.res, held.headers, emptyBody());
         held.res = req.res;
         held.headers = req.headers;
+        held.abandoned = false;
+        this.#watch(held);
+        if (this.#inactivity) {
+          clearTimeout(this.#inactivity);
+          this.#inactivity = undefined;
+        }
         return;
       }
       this.#fail("item-not-found", req, "repeated rid whose answer is no longer kept");
@@ -338,6 +346,21 @@ export class BoshConnection extends Connection {
     }, this.params.wait * 1000);
     held.timer.unref();
     this.#held.push(held);
+    this.#watch(held);
+  }
+
+  /**
+   * A held request whose HTTP connection closes unanswered stays held (the client may send its rid again, §14.3), but
+   * no longer counts as the client being there: with only such requests held, the inactivity clock runs (§10), so a
+   * closed tab goes offline after 'inactivity' seconds rather than 'wait' + 'inactivity'.
+   */
+  #watch(held: Held): void {
+    const res = held.res;
+    res.once("close", () => {
+      if (res.writableFinished || held.res !== res || !this.#held.includes(held)) return;
+      held.abandoned = true;
+      this.#idle();
+    });
   }
 
   #mark(name: "open" | "terminate", attrs: Record<string, string>): void {
@@ -380,11 +403,11 @@ export class BoshConnection extends Connection {
   }
 
   /**
-   * With nothing held, the inactivity clock runs (§10). Requests waiting for a missing lower rid do not stop it: if
-   * the client never sends that rid, it is gone.
+   * With nothing held (or only requests whose connection closed), the inactivity clock runs (§10). Requests waiting
+   * for a missing lower rid do not stop it: if the client never sends that rid, it is gone.
    */
   #idle(): void {
-    if (this.#gone || this.#terminated || this.#held.length > 0 || this.#inactivity) return;
+    if (this.#gone || this.#terminated || this.#inactivity || this.#held.some((h) => h.abandoned !== true)) return;
     this.#inactivity = setTimeout(() => {
       this.#inactivity = undefined;
       // §10: the client is gone; end the session without telling it (it is not listening).

@@ -280,6 +280,25 @@ test("a session with no request for 'inactivity' seconds ends: its contact sees 
   await bob.send("", { type: "terminate" });
 });
 
+test("a closed tab (its held request's connection gone) goes offline after 'inactivity', not 'wait' + 'inactivity'", async () => {
+  for (const [owner, contact] of [["alice", "bob"], ["bob", "alice"]] as const) {
+    await ts.server.storage.rosters.setItem("localhost", owner, { jid: `${contact}@localhost`, subscription: "both", ask: false, approved: false, groups: [] });
+  }
+  const bob = new BoshClient(httpsUrl);
+  await bob.login("bob", "builder");
+  const alice = new BoshClient(httpsUrl);
+  await alice.login("alice", "wonderland", { wait: 10 });
+  await bob.until("alice online", (e) => e.name === "presence" && e.attrs["from"] === "alice@localhost/bosh" && e.attrs["type"] === undefined);
+  const drop = alice.drop(); // held for up to 10 s
+  await settle();
+  drop();
+  const closed = Date.now();
+  await bob.until("alice offline", (e) => e.name === "presence" && e.attrs["from"] === "alice@localhost/bosh" && e.attrs["type"] === "unavailable", 30_000);
+  const took = Date.now() - closed;
+  assert.ok(took >= (INACTIVITY - 1) * 1000 && took < 9000, `offline after the inactivity period, before 'wait' ran out (${took} ms)`);
+  await bob.send("", { type: "terminate" });
+});
+
 test("over plain http with c2s.encryption required the stream is refused; https and a trusted TLS proxy are not", async () => {
   const plain = new BoshClient(httpUrl);
   const r = await plain.create();

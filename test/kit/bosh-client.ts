@@ -25,11 +25,11 @@ export function closeBoshAgents(): void {
 }
 
 /** POST (or another method) to a URL and read the whole answer. */
-export function httpCall(url: string, body: string | Buffer | undefined, opts: { method?: string; headers?: Record<string, string>; agent?: HttpAgent } = {}): Promise<BoshReply> {
+export function httpCall(url: string, body: string | Buffer | undefined, opts: { method?: string; headers?: Record<string, string>; agent?: HttpAgent; signal?: AbortSignal } = {}): Promise<BoshReply> {
   const u = new URL(url);
   const https = u.protocol === "https:";
   const headers: Record<string, string> = { ...(body !== undefined ? { "content-type": "text/xml; charset=utf-8", "content-length": String(Buffer.byteLength(body)) } : {}), ...opts.headers };
-  const req = (https ? httpsRequest : httpRequest)(u, { method: opts.method ?? "POST", headers, rejectUnauthorized: false, ...(opts.agent ? { agent: opts.agent } : {}) });
+  const req = (https ? httpsRequest : httpRequest)(u, { method: opts.method ?? "POST", headers, rejectUnauthorized: false, ...(opts.agent ? { agent: opts.agent } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
   return new Promise((resolve, reject) => {
     req.on("response", (res) => {
       const chunks: Buffer[] = [];
@@ -93,6 +93,13 @@ export class BoshClient {
     return this.at(this.rid++, payload, attrs);
   }
 
+  /** Send the next (empty) request and return a function that drops its connection before the answer, as a closed tab would. */
+  drop(): () => void {
+    const ctrl = new AbortController();
+    void httpCall(this.url, this.wrap({ sid: this.sid, rid: this.rid++ }), { agent: this.agent, signal: ctrl.signal }).catch(() => undefined);
+    return () => ctrl.abort();
+  }
+
   /** XEP-0124 §7.1 / XEP-0206 §4 session creation. */
   async create(attrs: Record<string, string | number> = {}): Promise<BoshReply> {
     const r = await this.raw(this.wrap({ to: "localhost", rid: this.rid++, wait: 5, hold: 1, ver: "1.6", "xml:lang": "en", "xmpp:version": "1.0", content: "text/xml; charset=utf-8", ...attrs }));
@@ -103,8 +110,8 @@ export class BoshClient {
   }
 
   /** Create, authenticate with PLAIN, restart, bind and send initial presence; returns the full JID. */
-  async login(user: string, password: string, opts: { presence?: boolean } = {}): Promise<string> {
-    const c = await this.create();
+  async login(user: string, password: string, opts: { presence?: boolean; wait?: number } = {}): Promise<string> {
+    const c = await this.create(opts.wait !== undefined ? { wait: opts.wait } : {});
     if (!this.sid) throw new Error(`no session: ${c.text}`);
     const auth = await this.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString("base64")}</auth>`);
     if (!auth.text.includes("<success")) throw new Error(`auth failed: ${auth.text}`);
