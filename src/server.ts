@@ -27,6 +27,7 @@ import { VERSION } from "./version.ts";
 import { HttpService } from "./http/server.ts";
 import { mountWebSocket } from "./http/websocket.ts";
 import { mountHostMeta } from "./http/host-meta.ts";
+import { mountBosh } from "./http/bosh.ts";
 import { mountAdmin } from "./http/admin/mount.ts";
 
 /** Where each listener ended up (useful with port 0 in tests). */
@@ -220,14 +221,22 @@ export class ComityServer {
     if (cfg.listen.length === 0 && cfg.tls_listen.length === 0) return;
     const http = new HttpService({ log: this.log, trustedProxies: cfg.trusted_proxies });
     this.http = http;
-    if (cfg.websocket) {
-      mountWebSocket(http, {
-        c2s: this.#c2sDeps,
-        track: (session) => this.#clients.add(session),
-        untrack: (session) => this.#clients.delete(session),
-        stopping: () => this.#stopping,
+    const clients = {
+      c2s: this.#c2sDeps,
+      track: (session: C2sSession) => this.#clients.add(session),
+      untrack: (session: C2sSession) => this.#clients.delete(session),
+      stopping: () => this.#stopping,
+    };
+    if (cfg.websocket) mountWebSocket(http, clients);
+    if (cfg.bosh.enabled) mountBosh(http, clients);
+    if (cfg.websocket || cfg.bosh.enabled) {
+      mountHostMeta(http, {
+        websocketUrl: cfg.websocket_url,
+        plaintextAllowed: this.config.c2s.encryption === "optional",
+        websocket: cfg.websocket,
+        bosh: cfg.bosh.enabled,
+        boshUrl: cfg.bosh.url,
       });
-      mountHostMeta(http, { websocketUrl: cfg.websocket_url, plaintextAllowed: this.config.c2s.encryption === "optional" });
     }
     if (cfg.admin_console || cfg.api) {
       mountAdmin(http, { config: this.config, hosts: this.hosts, storage: this.storage, log: this.log, control: this.control, throttle: this.#c2sDeps.throttle });

@@ -242,8 +242,8 @@ export class C2sSession implements LocalSession {
         if (required) st.c("required");
         if (required) return f;
       } else if (!secure && required) {
-        // A transport without STARTTLS (WebSocket) that is not already encrypted can never authenticate: say so now.
-        throw new StreamError("policy-violation", { text: "encryption is required: use wss:// or a TLS-terminating proxy" });
+        // A transport without STARTTLS (WebSocket, BOSH) that is not already encrypted can never authenticate: say so now.
+        throw new StreamError("policy-violation", { text: "encryption is required: use wss:// or https:// (or a TLS-terminating proxy)" });
       }
       // Channel binding needs the client's own TLS connection (none when a proxy terminated TLS).
       const tls = secure ? this.conn.tlsSocket : undefined;
@@ -262,7 +262,7 @@ export class C2sSession implements LocalSession {
     }
     f.c("bind", {}, NS_BIND);
     f.c("session", {}, NS_SESSION).c("optional");
-    if (this.#smHooks()) f.c("sm", {}, NS_SM); // XEP-0198 §2: offered after authentication (enable after bind, or resume)
+    if (this.#smHooks() && this.conn.streamManagement) f.c("sm", {}, NS_SM); // XEP-0198 §2: offered after authentication (enable after bind, or resume)
     for (const [name, ext] of this.#host!.provided) {
       if (name.startsWith(EXTENSION_PREFIX) && (ext as C2sStreamExtension).feature) f.children.push((ext as C2sStreamExtension).feature!);
     }

@@ -29,3 +29,6 @@ export interface WebSocketDeps {
   /** True once the server is stopping: new WebSocket upgrades are refused. */
   stopping?: () => boolean;
 }
+
+/** For /http-bind: BOSH sessions are client sessions like WebSocket ones, tracked and refused at shutdown the same way. */
+export type BoshDeps = WebSocketDeps;

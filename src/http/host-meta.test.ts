@@ -1,5 +1,5 @@
-// XEP-0156 host-meta over real HTTP(S): both formats, CORS, which URL is published when, and a client that logs in
-// at the URL it discovered.
+// XEP-0156 host-meta over real HTTP(S): both formats, CORS, which URLs (WebSocket and BOSH) are published when, and a
+// client that logs in at the URL it discovered.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
@@ -66,7 +66,13 @@ test("host-meta.json carries the same link", async () => {
   assert.equal(r.status, 200);
   assert.match(String(r.headers["content-type"]), /^application\/json/);
   assert.equal(r.headers["access-control-allow-origin"], "*");
-  assert.deepEqual(JSON.parse(r.body), { links: [{ rel: "urn:xmpp:alt-connections:websocket", href: `wss://127.0.0.1:${ts.server.addresses.https[0]!.port}/xmpp-websocket` }] });
+  const port = ts.server.addresses.https[0]!.port;
+  assert.deepEqual(JSON.parse(r.body), {
+    links: [
+      { rel: "urn:xmpp:alt-connections:websocket", href: `wss://127.0.0.1:${port}/xmpp-websocket` },
+      { rel: "urn:xmpp:alt-connections:xbosh", href: `https://127.0.0.1:${port}/http-bind` },
+    ],
+  });
 });
 
 test("over plaintext HTTP with encryption required nothing is published, unless a trusted proxy says it was https", async () => {
@@ -74,7 +80,10 @@ test("over plaintext HTTP with encryption required nothing is published, unless 
   assert.equal(direct.status, 200);
   assert.deepEqual(JSON.parse(direct.body), { links: [] }, "a ws:// URL would only be refused at <open/>");
   const proxied = await get(`${plainBase}/.well-known/host-meta.json`, { headers: { host: "chat.example.org", "x-forwarded-proto": "https" } });
-  assert.deepEqual(JSON.parse(proxied.body).links, [{ rel: "urn:xmpp:alt-connections:websocket", href: "wss://chat.example.org/xmpp-websocket" }]);
+  assert.deepEqual(JSON.parse(proxied.body).links, [
+    { rel: "urn:xmpp:alt-connections:websocket", href: "wss://chat.example.org/xmpp-websocket" },
+    { rel: "urn:xmpp:alt-connections:xbosh", href: "https://chat.example.org/http-bind" },
+  ]);
 });
 
 test("a Host header that is not a host name is never echoed into the document", async () => {
@@ -113,11 +122,20 @@ test("a client logs in at the WebSocket URL it discovered", async () => {
   await c.stop();
 });
 
-test("without WebSocket there is nothing to discover", async () => {
-  const off = await createTestServer({ http: { listen: ["127.0.0.1:0"], websocket: false } });
+test("without WebSocket only BOSH is listed; without either there is nothing to discover", async () => {
+  const boshOnly = await createTestServer({ http: { listen: ["127.0.0.1:0"], websocket: false, bosh: { url: "https://chat.example.org/bosh" } } });
+  try {
+    const r = await get(`http://127.0.0.1:${boshOnly.server.addresses.http[0]!.port}/.well-known/host-meta.json`);
+    assert.deepEqual(JSON.parse(r.body).links, [{ rel: "urn:xmpp:alt-connections:xbosh", href: "https://chat.example.org/bosh" }], "http.bosh.url as configured");
+  } finally {
+    await boshOnly.stop();
+  }
+  const off = await createTestServer({ http: { listen: ["127.0.0.1:0"], websocket: false, bosh: { enabled: false } } });
   try {
     const r = await get(`http://127.0.0.1:${off.server.addresses.http[0]!.port}/.well-known/host-meta`);
     assert.equal(r.status, 404);
+    const bind = await get(`http://127.0.0.1:${off.server.addresses.http[0]!.port}/http-bind`, { method: "POST" });
+    assert.equal(bind.status, 404, "no BOSH endpoint when http.bosh.enabled is false");
   } finally {
     await off.stop();
   }

@@ -1,17 +1,26 @@
 // XEP-0156 (Discovering Alternative XMPP Connection Methods) §3: /.well-known/host-meta (XRD, RFC 6415) and
 // /.well-known/host-meta.json (JRD, RFC 7033 format) name the WebSocket endpoint (RFC 7395 §4), so that a browser
-// client given only a JID finds where to connect. No BOSH link: Comity does not serve BOSH.
+// client given only a JID finds where to connect, and the BOSH endpoint (XEP-0206) for clients that use it.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { sendText, type HttpService } from "./server.ts";
 import { WEBSOCKET_PATH } from "./websocket.ts";
+import { BOSH_PATH } from "./bosh.ts";
 
 export const REL_WEBSOCKET = "urn:xmpp:alt-connections:websocket";
+/** XEP-0156 §3: the link relation of a BOSH (XEP-0206) endpoint. */
+export const REL_BOSH = "urn:xmpp:alt-connections:xbosh";
 
 export interface HostMetaOptions {
   /** The WebSocket URL to publish as configured (`http.websocket_url`); unset: derived from each request. */
   websocketUrl?: string | undefined;
   /** Whether a plaintext ws:// stream may log in at all (c2s.encryption: optional); if not, only wss:// is named. */
   plaintextAllowed: boolean;
+  /** Publish the WebSocket endpoint (`http.websocket`); default true. */
+  websocket?: boolean;
+  /** Publish the BOSH endpoint (`http.bosh.enabled`); default false. */
+  bosh?: boolean;
+  /** The BOSH URL as configured (`http.bosh.url`); unset: derived from each request. */
+  boshUrl?: string | undefined;
 }
 
 /** A Host header we are willing to echo into a URL: a DNS name, IPv4 or bracketed IPv6, optional port. */
@@ -25,6 +34,16 @@ export function websocketUrlFor(http: HttpService, req: IncomingMessage, opts: H
   const secure = http.isSecure(req);
   if (!secure && !opts.plaintextAllowed) return undefined;
   return `${secure ? "wss" : "ws"}://${host.toLowerCase()}${WEBSOCKET_PATH}`;
+}
+
+/** The BOSH URL for this request (https:// + Host + /http-bind), or undefined when none may be published to it. */
+export function boshUrlFor(http: HttpService, req: IncomingMessage, opts: HostMetaOptions): string | undefined {
+  if (opts.boshUrl) return opts.boshUrl;
+  const host = req.headers.host;
+  if (typeof host !== "string" || !HOST_RE.test(host)) return undefined;
+  const secure = http.isSecure(req);
+  if (!secure && !opts.plaintextAllowed) return undefined;
+  return `${secure ? "https" : "http"}://${host.toLowerCase()}${BOSH_PATH}`;
 }
 
 function escapeXml(s: string): string {
@@ -59,8 +78,11 @@ export function mountHostMeta(http: HttpService, opts: HostMetaOptions): void {
       sendText(res, 405, "method not allowed\n", undefined, { allow: "GET, HEAD, OPTIONS" });
       return;
     }
-    const href = websocketUrlFor(http, req, opts);
-    const links = href ? [{ rel: REL_WEBSOCKET, href }] : [];
+    const links: { rel: string; href: string }[] = [];
+    const ws = opts.websocket === false ? undefined : websocketUrlFor(http, req, opts);
+    if (ws) links.push({ rel: REL_WEBSOCKET, href: ws });
+    const bosh = opts.bosh === true ? boshUrlFor(http, req, opts) : undefined;
+    if (bosh) links.push({ rel: REL_BOSH, href: bosh });
     const body = json ? hostMetaJrd(links) : hostMetaXrd(links);
     const type = json ? "application/json; charset=utf-8" : "application/xrd+xml; charset=utf-8";
     if (req.method === "HEAD") {

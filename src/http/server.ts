@@ -162,10 +162,18 @@ export class HttpService {
     });
   }
 
-  /** Stop accepting; open keep-alive connections are closed. Upgraded sockets belong to their owners. */
+  /**
+   * Stop accepting; open keep-alive connections are closed, including those that go idle while closing (a BOSH
+   * long-poll answered at shutdown would otherwise keep its connection open for the keep-alive timeout). Upgraded
+   * sockets belong to their owners.
+   */
   async close(): Promise<void> {
     await Promise.all(this.#servers.map((s) => new Promise<void>((r) => {
-      s.close(() => r());
+      const idle = setInterval(() => s.closeIdleConnections(), 100);
+      s.close(() => {
+        clearInterval(idle);
+        r();
+      });
       s.closeIdleConnections();
     })));
   }

@@ -100,6 +100,14 @@ export class Connection {
     return true;
   }
 
+  /**
+   * Whether XEP-0198 stream management may be offered on this transport (not over BOSH, whose own request ids and
+   * acks recover lost HTTP requests, XEP-0124 §9 and §14.3).
+   */
+  get streamManagement(): boolean {
+    return true;
+  }
+
   /** Whether close() has begun. */
   get closing(): boolean {
     return this.#closing || this.#closed;

@@ -216,7 +216,7 @@ export const ConfigSchema = Type.Object(
     http: Type.Object(
       {
         tls_policy: TlsPolicyOverride,
-        listen: Type.Array(ListenAddr, { default: [], description: "HTTP listeners: WebSocket /xmpp-websocket, /admin, /api" }),
+        listen: Type.Array(ListenAddr, { default: [], description: "HTTP listeners: WebSocket /xmpp-websocket, BOSH /http-bind, /admin, /api" }),
         tls_listen: Type.Array(ListenAddr, { default: [], description: "HTTPS listeners (the default host's certificate), same paths" }),
         trusted_proxies: Type.Array(Type.String(), {
           default: [],
@@ -233,6 +233,48 @@ export const ConfigSchema = Type.Object(
             description:
               "WebSocket URL published at /.well-known/host-meta (XEP-0156), e.g. `wss://chat.example.org/xmpp-websocket` behind a proxy that rewrites the path; unset: built from each request's Host",
           }),
+        ),
+        bosh: Type.Object(
+          {
+            enabled: Type.Boolean({ default: true, description: "Serve XMPP over BOSH (XEP-0124, XEP-0206) at /http-bind" }),
+            max_wait: Type.Integer({
+              minimum: 1,
+              maximum: 300,
+              default: 60,
+              description: "Longest a request is held waiting for something to send, seconds (a client's larger `wait` is lowered to it)",
+            }),
+            max_hold: Type.Integer({ minimum: 0, maximum: 4, default: 1, description: "Most requests held at once per session (a client's larger `hold` is lowered to it)" }),
+            inactivity: Type.Integer({
+              minimum: 2,
+              maximum: 3600,
+              default: 60,
+              description: "Seconds a session may go with no request held before it ends (its user goes offline)",
+            }),
+            polling: Type.Integer({
+              minimum: 0,
+              maximum: 60,
+              default: 2,
+              description: "Shortest interval between empty polls, seconds (XEP-0124 §12); polling faster ends the session with policy-violation",
+            }),
+            max_queued_stanzas: Type.Integer({
+              minimum: 10,
+              default: 500,
+              description: "Most stanzas waiting for the client's next request; beyond it (or `max_queued_bytes`) the session ends with policy-violation",
+            }),
+            max_queued_bytes: Type.Integer({ minimum: 65536, default: 2097152, description: "Most bytes of stanzas waiting for the client's next request" }),
+            origins: Type.Array(Type.String(), {
+              default: [],
+              description: "Browser origins allowed to use /http-bind (CORS; the Origin header, e.g. `https://chat.example.org`); empty: any",
+            }),
+            url: Type.Optional(
+              Type.String({
+                pattern: "^https?://[^\\s]+$",
+                description:
+                  "BOSH URL published at /.well-known/host-meta (XEP-0156), e.g. `https://chat.example.org/http-bind` behind a proxy that rewrites the path; unset: built from each request's Host",
+              }),
+            ),
+          },
+          { default: {}, additionalProperties: false, description: "XMPP over BOSH (XEP-0124, XEP-0206) at /http-bind, for web clients" },
         ),
         admin_console: Type.Boolean({ default: true, description: "Serve the web admin console at /admin (host admins log in with their XMPP password)" }),
         api: Type.Boolean({ default: true, description: "Serve the HTTP API at /api (host admins, HTTP Basic with their XMPP password)" }),
