@@ -34,6 +34,12 @@ export function isLocalDomain(domain: string): boolean {
   return domain === "localhost" || /\.(localhost|test|example|invalid)$/.test(domain) || /^(test|example|invalid)$/.test(domain);
 }
 
+/** Whether a listen address only accepts connections from this machine. */
+export function isLoopbackAddress(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h);
+}
+
 function finding(severity: Severity, area: Finding["area"], message: string, extra: { host?: string; fix?: string } = {}): Finding {
   const f: Finding = { severity, area, message };
   if (extra.host !== undefined) f.host = extra.host;
@@ -67,6 +73,18 @@ export function checkConfigSettings(config: Config, path: string | undefined): F
   }
   if (!config.s2s.verify_certificates) {
     out.push(finding("warning", "config", "s2s.verify_certificates is false: peers with certificates that do not verify are accepted and authenticated by dialback", { fix: `set s2s.verify_certificates: true in ${where} once peers have valid certificates` }));
+  }
+  // XEP-0114 has no TLS and a secret that travels hashed with a stream id anyone on the path sees: the protocol
+  // assumes the bridge runs on the same machine (or a private link), so a listener that is not loopback is flagged.
+  config.components.listen.forEach((addr, i) => {
+    if (!isLoopbackAddress(parseListenAddress(addr).host)) {
+      out.push(finding("warning", "config", `components.listen[${i}] (${addr}) is not a loopback address: external components (XEP-0114) talk in plaintext`, {
+        fix: `listen on 127.0.0.1 or ::1 in ${where} and run the bridge on this machine (or tunnel it, e.g. over WireGuard or SSH)`,
+      }));
+    }
+  });
+  if (config.components.services.length > 0 && config.components.listen.length === 0) {
+    out.push(finding("warning", "config", `${config.components.services.length} component(s) configured but components.listen is empty: none can connect`, { fix: `set components.listen: ["127.0.0.1:5347"] in ${where}` }));
   }
   if (config.auth.password_storage === "plain") {
     out.push(finding("warning", "config", "auth.password_storage is plain: passwords are stored as given", { fix: `set auth.password_storage: scram in ${where} (existing accounts keep their stored form until passwd)` }));
