@@ -1,5 +1,5 @@
 // `comity check`: validates config, storage, certificates (RFC 6120 §13.7.1.2, RFC 6125) and DNS records (RFC 6120 §3.2,
-// XEP-0368, and the group chat domains federation reaches), saying what to fix.
+// XEP-0368, and the group chat and external component domains federation reaches), saying what to fix.
 import { Resolver } from "node:dns/promises";
 import { readFile, stat } from "node:fs/promises";
 import type { Command } from "commander";
@@ -205,6 +205,8 @@ export async function checkDns(config: Config, resolver: DnsResolver): Promise<F
     targets.push({ domain: host.domain, services });
     if (host.muc !== undefined) targets.push({ domain: host.muc.domain, services: services.filter((s) => s.srv.endsWith("-server._tcp")) });
   }
+  // External components (XEP-0114) likewise: remote users' servers connect to the bridge's own domain.
+  for (const svc of config.components.services) targets.push({ domain: svc.domain, services: services.filter((s) => s.srv.endsWith("-server._tcp")) });
   const perHost = await Promise.all(
     targets.map(async ({ domain, services }): Promise<Finding[]> => {
       if (isLocalDomain(domain)) return [finding("info", "dns", "local/testing domain, DNS not checked", { host: domain })];

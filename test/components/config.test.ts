@@ -1,9 +1,9 @@
 // The `components` configuration (XEP-0114): defaults, the owning host, domains that clash, and `comity check`'s
-// warning for a component listener that is not on loopback.
+// warning for a component listener that is not on loopback and its DNS check of component domains.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ConfigError, parseConfig } from "../../src/core/config/load.ts";
-import { checkConfigSettings, isLoopbackAddress } from "../../src/cli/check.ts";
+import { checkConfigSettings, checkDns, isLoopbackAddress, type DnsResolver } from "../../src/cli/check.ts";
 
 function problemsOf(text: string): string[] {
   try {
@@ -80,4 +80,22 @@ test("comity check warns about a component listener that is not loopback, and ab
   const none = parseConfig(`${HOSTS}components:\n  services: [{ domain: irc.example.org, secret: s }]\n`);
   assert.ok(checkConfigSettings(none, "comity.yaml").some((f) => f.severity === "warning" && f.message.includes("components.listen is empty")));
   assert.ok(isLoopbackAddress("127.0.0.1") && isLoopbackAddress("::1") && isLoopbackAddress("localhost") && !isLoopbackAddress("0.0.0.0") && !isLoopbackAddress("::"));
+});
+
+test("comity check looks up a component domain's server records, which remote users' servers need to reach the bridge", async () => {
+  const config = parseConfig("hosts: [{domain: good.org}]\nc2s: {direct_tls: []}\ncomponents: {listen: ['127.0.0.1:5347'], services: [{domain: irc.good.org, secret: s}, {domain: slidge.good.org, secret: t}]}\n");
+  const notFound = () => Object.assign(new Error("not found"), { code: "ENOTFOUND" });
+  const srv: Record<string, { name: string; port: number; priority: number; weight: number }[]> = {
+    "_xmpp-server._tcp.irc.good.org": [{ name: "xmpp.good.org", port: 5269, priority: 0, weight: 5 }],
+  };
+  const resolver: DnsResolver = {
+    resolveSrv: async (name) => srv[name] ?? Promise.reject(notFound()),
+    resolve4: async (name) => (name === "xmpp.good.org" ? ["192.0.2.1"] : Promise.reject(notFound())),
+    resolve6: async () => Promise.reject(notFound()),
+  };
+  const findings = await checkDns(config, resolver);
+  const of = (host: string) => findings.filter((f) => f.host === host);
+  assert.deepEqual(of("irc.good.org").map((f) => [f.severity, f.message]), [["ok", "_xmpp-server._tcp.irc.good.org SRV → xmpp.good.org:5269 (192.0.2.1)"]]);
+  assert.deepEqual(of("slidge.good.org").map((f) => f.severity), ["error"]);
+  assert.match(of("slidge.good.org")[0]!.message, /_xmpp-server\._tcp\.slidge\.good\.org/);
 });
