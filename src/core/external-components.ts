@@ -60,6 +60,8 @@ interface Deps {
   config: Config;
   router: Router;
   log: Logger;
+  /** Time allowed for the stream header and handshake (default HANDSHAKE_TIMEOUT_MS; shorter in tests). */
+  handshakeTimeoutMs?: number;
 }
 
 /** Every configured external component, its current connection and the streams still negotiating. */
@@ -164,6 +166,9 @@ class ComponentStream {
     this.#deps = deps;
     this.#hooks = hooks;
     socket.setNoDelay(true);
+    // A bridge that vanished without a FIN would hold its domain (a new connection gets conflict) until TCP notices:
+    // keepalive probes make that minutes, not hours.
+    socket.setKeepAlive(true, 60_000);
     const c = deps.config;
     this.conn = new Connection(
       socket,
@@ -182,7 +187,7 @@ class ComponentStream {
     );
     this.#timer = setTimeout(() => {
       if (!this.#authenticated) this.conn.streamError(new StreamError("connection-timeout", { text: "no handshake" }));
-    }, HANDSHAKE_TIMEOUT_MS);
+    }, deps.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
     this.#timer.unref();
   }
 

@@ -6,7 +6,15 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createTestServer, type TestServer } from "../kit/server.ts";
 import { RawClient } from "../kit/raw-client.ts";
-import { handshakeDigest } from "../../src/core/external-components.ts";
+import { createServer, type Server } from "node:net";
+import { ExternalComponents, handshakeDigest } from "../../src/core/external-components.ts";
+import { normalizeConfig } from "../../src/core/config/load.ts";
+import { Events } from "../../src/core/events.ts";
+import { Host } from "../../src/core/host.ts";
+import { silentLogger } from "../../src/core/log.ts";
+import { Router } from "../../src/core/router.ts";
+import { SessionRegistry } from "../../src/core/sessions.ts";
+import { createMemoryStorage } from "../../src/storage/memory.ts";
 import { formatStatus } from "../../src/cli/status.ts";
 
 const SECRET = "s3cret-for-the-bridge";
@@ -205,6 +213,64 @@ test("a user on another server reaches the component over s2s, and the component
   assert.ok(ts.server.s2s.list().some((l) => l.direction === "out" && l.local === "bridge.localhost"));
   await disconnect(comp);
   zoe.close();
+});
+
+test("the owning host's federation policy applies to the component's traffic", async () => {
+  // buddies-only on the owner: the bridge may not talk to a server the host's admins have not approved.
+  const strict = await createTestServer({
+    hosts: [{ domain: "localhost" }],
+    s2s: { listen: ["127.0.0.1:0"], routes: { "stranger.localhost": "127.0.0.1:9" } },
+    federation: { policy: "buddies-only" },
+    components: { listen: ["127.0.0.1:0"], services: [{ domain: "gw.localhost", secret: "pw" }] },
+  });
+  try {
+    const c = await RawClient.connect(strict.server.addresses.components[0]!.port);
+    c.send(header("gw.localhost"));
+    const id = (await c.waitFor(/<stream:stream [^>]*id='([^']+)'/))[1]!;
+    c.send(`<handshake>${handshakeDigest(id, "pw")}</handshake>`);
+    await c.waitFor(/<handshake\/>/);
+    c.send("<message from='#x@gw.localhost/n' to='someone@stranger.localhost' id='out1'><body>leak</body></message>");
+    await c.waitFor(/<message[^>]*type='error'[^>]*>[\s\S]*?policy-violation/);
+    assert.match(c.buffer, /id='out1'/);
+    assert.equal(strict.server.s2s.list().length, 0, "no link was even attempted");
+    c.close();
+  } finally {
+    await strict.stop();
+  }
+});
+
+test("bytes that are not XML, or a stanza too large before the handshake, close the stream with a stream error", async () => {
+  const c = await RawClient.connect(port);
+  c.send(header("bridge.localhost") + "<handshake>abc<<</handshake>");
+  await streamError(c, "not-well-formed");
+  // Before the handshake the pre-authentication limit applies (c2s.max_stanza_size_preauth, 10,000 bytes).
+  const big = await RawClient.connect(port);
+  big.send(header("bridge.localhost") + `<handshake>${"a".repeat(20_000)}</handshake>`);
+  await streamError(big, "policy-violation");
+});
+
+test("a connection that never completes its handshake is cut off with connection-timeout", async () => {
+  // The same class the server uses, with a short timeout, on a listener of the test's own.
+  const config = normalizeConfig(
+    { hosts: [{ domain: "example.org" }], data_dir: "/nonexistent", components: { services: [{ domain: "slow.example.org", secret: "s" }] } },
+    { baseDir: "/" },
+  );
+  const hosts = new Map(config.hosts.map((h) => [h.domain, new Host(h)]));
+  const router = new Router({ hosts, sessions: new SessionRegistry(), storage: createMemoryStorage(), log: silentLogger(), events: new Events() });
+  const components = new ExternalComponents({ config, router, log: silentLogger(), handshakeTimeoutMs: 300 }, hosts);
+  const server: Server = createServer((s) => components.accept(s));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  try {
+    const c = await RawClient.connect((server.address() as { port: number }).port);
+    c.send(header("slow.example.org"));
+    await c.waitFor(/<stream:stream /);
+    await streamError(c, "connection-timeout");
+    assert.equal(components.list()[0]?.connected, false);
+    assert.deepEqual(hosts.get("example.org")!.discoItems, [{ jid: "slow.example.org" }]);
+  } finally {
+    await components.stop();
+    server.close();
+  }
 });
 
 test("stopping the server closes component streams with system-shutdown", async () => {
