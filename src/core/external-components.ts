@@ -89,7 +89,12 @@ export class ExternalComponents {
   /** A stanza for a component's domain: onto its stream, or bounced when it is not connected or not reading. */
   #deliver(svc: Service, stanza: Element, to: Jid): void {
     const stream = this.#connected.get(svc.domain);
-    if (!stream) throw new StanzaError("service-unavailable", { text: `${to.domain} is not connected` });
+    if (!stream) {
+      // Errors and results are never answered (RFC 6120 §8.3.1): one that arrives while the bridge is away is dropped.
+      const type = stanza.attrs["type"];
+      if (type === "error" || (stanza.name === "iq" && type === "result")) return;
+      throw new StanzaError("service-unavailable", { text: `${to.domain} is not connected` });
+    }
     if (stream.conn.socket.writableLength > MAX_PENDING_OUT_BYTES) throw new StanzaError("resource-constraint", { text: `${to.domain} is not reading` });
     stream.conn.send(stanza);
     this.#counters.get(svc.domain)!.out++;
