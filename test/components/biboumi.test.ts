@@ -187,7 +187,20 @@ test("Biboumi connects as a component and comity status shows it", { skip }, asy
   const bridge = status.components.find((c) => c.domain === DOMAIN);
   assert.ok(bridge?.connected, JSON.stringify(status.components));
   assert.equal(bridge.host, "localhost");
-  assert.match(formatStatus(status), new RegExp(`component ${DOMAIN.replace(/\./g, "\\.")}\\s+connected since \\S+ from 127\\.0\\.0\\.1`));
+  const line = new RegExp(`component ${escape(DOMAIN)}\\s+connected since \\S+ from 127\\.0\\.0\\.1 \\(host localhost; \\d+ stanzas in, \\d+ out\\)`);
+  assert.match(formatStatus(status), line);
+  // The command itself, as an operator runs it: a config file that names the running server's control socket.
+  const file = join(dir, "comity.yaml");
+  writeFileSync(file, `hosts: [{domain: localhost}]\ndata_dir: ${JSON.stringify(ts.dataDir)}\ncontrol_socket: ${JSON.stringify(ts.config.control_socket)}\n`);
+  const cli = spawn(process.execPath, ["--import", "tsx", "src/cli/run.ts", "status", "--config", file], { stdio: ["ignore", "pipe", "pipe"] });
+  procs.add(cli);
+  let out = "";
+  cli.stdout!.on("data", (d: Buffer) => (out += d.toString("utf8")));
+  cli.stderr!.on("data", (d: Buffer) => (out += d.toString("utf8")));
+  const code = await new Promise<number | null>((resolve) => cli.once("exit", resolve));
+  procs.delete(cli);
+  assert.equal(code, 0, out);
+  assert.match(out, line);
 });
 
 test("an XMPP user joins an IRC channel through Comity and Biboumi, and messages flow both ways", { skip }, async () => {
