@@ -273,6 +273,20 @@ test("a connection that never completes its handshake is cut off with connection
   }
 });
 
+test("a component that stops reading is not buffered for without bound: further stanzas get resource-constraint", async () => {
+  const comp = await connect();
+  comp.socket.pause(); // reads nothing from now on: the kernel buffers fill, then Comity's queue does
+  const { client: alice } = await RawClient.login(ts.c2sPort, "alice", "pw-a", "flood");
+  const chunk = "x".repeat(100_000);
+  // 250 × 100 KB = 25 MB: well over the 4 MiB allowed to pile up plus what the kernel's socket buffers take.
+  for (let i = 0; i < 250; i++) alice.send(`<message to='#flood@bridge.localhost' type='chat' id='f${i}'><body>${chunk}</body></message>`);
+  await alice.waitFor(/<message[^>]*type='error'[\s\S]*?resource-constraint/, 60_000);
+  assert.ok(ts.server.components.list().find((x) => x.domain === "bridge.localhost")!.connected, "the component itself stays connected");
+  alice.close();
+  comp.socket.resume();
+  await disconnect(comp);
+});
+
 test("stopping the server closes component streams with system-shutdown", async () => {
   const c = await connect("other.localhost", "x");
   const stopping = ts.server.components.stop();
