@@ -215,8 +215,9 @@ class ComponentStream {
     if (to === "") throw new StreamError("host-unknown", { text: "the stream has no valid 'to'" });
     const svc = this.#hooks.service(to);
     if (!svc) throw new StreamError("host-unknown", { text: `${to} is not a component configured here` });
-    // XEP-0114 §3.1: a second connection for a domain already connected is refused with conflict (checked again
-    // at the handshake, which is where the domain is actually claimed).
+    // A second connection for a domain already connected is refused with conflict (RFC 6120 §4.9.3.3: a new stream
+    // that would conflict with an existing one), checked again at the handshake, where the domain is claimed. The
+    // first connection keeps the domain: a stray or misconfigured second bridge cannot take over a working one.
     if (this.#hooks.connectedElsewhere(to)) throw new StreamError("conflict", { text: `${to} is already connected` });
     this.#service = svc;
   }
