@@ -56,6 +56,10 @@ function start(name: "ngircd" | "biboumi", cmd: string, args: string[]): ChildPr
   p.stdout!.on("data", keep);
   p.stderr!.on("data", keep);
   p.once("exit", () => procs.delete(p));
+  p.once("error", (err) => {
+    output[name] += `\n[spawn failed: ${err.message}]`;
+    procs.delete(p);
+  });
   return p;
 }
 
@@ -124,6 +128,8 @@ class IrcClient {
 
 before(async () => {
   if (skip) return;
+  // Under CI=true a missing bridge is a failure, said plainly rather than as a spawn error.
+  if (missing.length > 0) throw new Error(`${missing.join(", ")} not installed: run scripts/install-test-deps.sh`);
   dir = mkdtempSync(join(tmpdir(), "comity-biboumi-"));
   ircPort = await freePort();
   // ngIRCd in the foreground (-n), on loopback only, no ident/DNS/PAM lookups that would slow registration.
