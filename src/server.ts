@@ -18,6 +18,7 @@ import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 import { S2sPool } from "./core/s2s/pool.ts";
 import { DialbackKeys } from "./core/s2s/dialback-key.ts";
+import { ExternalComponents, type ComponentInfo } from "./core/external-components.ts";
 import { PeerResolver } from "./core/s2s/resolve.ts";
 import type { HostCertificate } from "./core/certs.ts";
 import { startControlServer, type ControlMethod } from "./admin/control.ts";
@@ -38,6 +39,8 @@ export interface BoundAddresses {
   http: AddressInfo[];
   https: AddressInfo[];
   s2sDirectTls: AddressInfo[];
+  /** External component listeners (XEP-0114). */
+  components: AddressInfo[];
 }
 
 /** The running server's figures, as `comity status --json` prints them (bytes for memory). */
@@ -53,6 +56,8 @@ export interface ServerStatus {
   c2sSessions: number;
   s2sIncoming: number;
   s2sOutgoing: number;
+  /** Configured external components (XEP-0114) and whether each is connected. */
+  components: ComponentInfo[];
   memory: { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
 }
 
@@ -67,8 +72,10 @@ export class ComityServer {
   readonly router: Router;
   readonly #tls: TlsContexts;
   readonly #listeners: NetServer[] = [];
-  readonly addresses: BoundAddresses = { c2s: [], c2sDirectTls: [], s2s: [], s2sDirectTls: [], http: [], https: [] };
+  readonly addresses: BoundAddresses = { c2s: [], c2sDirectTls: [], s2s: [], s2sDirectTls: [], http: [], https: [], components: [] };
   readonly s2s: S2sPool;
+  /** External components (XEP-0114): their domains are registered at construction, connected or not. */
+  readonly components: ExternalComponents;
   readonly #s2sTls: TlsContexts;
   /** HTTPS listeners' contexts: the same certificates under http's TLS policy. */
   readonly #httpTls: TlsContexts;
@@ -102,6 +109,7 @@ export class ComityServer {
       events: this.events,
     });
     this.router.remote = (stanza, to) => this.s2s.send(stanza, to);
+    this.components = new ExternalComponents({ config, router: this.router, log }, this.hosts);
     this.control.set("s2s.list", () => this.s2s.list());
     this.control.set("status", () => this.status());
   }
@@ -115,6 +123,11 @@ export class ComityServer {
     for (const h of config.hosts) {
       const cert = certs.get(h.domain);
       if (h.muc && cert && !certs.has(h.muc.domain)) certs.set(h.muc.domain, cert);
+    }
+    // External components' domains likewise use their owning host's certificate on s2s.
+    for (const svc of config.components.services) {
+      const cert = certs.get(svc.host ?? config.hosts[0]!.domain);
+      if (cert && !certs.has(svc.domain)) certs.set(svc.domain, cert);
     }
     const server = new ComityServer(config, log, storage, certs);
     for (const host of server.hosts.values()) {
@@ -163,6 +176,7 @@ export class ComityServer {
       c2sSessions: this.sessions.count,
       s2sIncoming: links.filter((l) => l.direction === "in").length,
       s2sOutgoing: links.filter((l) => l.direction === "out").length,
+      components: this.components.list(),
       memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external, arrayBuffers: mem.arrayBuffers },
     };
   }
@@ -210,6 +224,11 @@ export class ComityServer {
       });
       this.#listeners.push(server);
       this.addresses.s2sDirectTls.push(address);
+    }
+    for (const addr of this.config.components.listen) {
+      const { server, address } = await listen(addr, (s) => this.components.accept(s));
+      this.#listeners.push(server);
+      this.addresses.components.push(address);
     }
     await this.#listenHttp();
     for (const domain of this.hosts.keys()) await this.events.fire("server/started", { host: domain });
@@ -267,6 +286,7 @@ export class ComityServer {
     const deadline = Date.now() + 3000;
     while (this.#clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const s of this.#clients) s.conn.socket.destroy();
+    await this.components.stop();
     await this.s2s.stop();
     await httpClosed;
     // Sessions that just ended may still be moving unacknowledged stanzas (XEP-0198) to offline storage.

@@ -1,5 +1,5 @@
 // `comity check`: validates config, storage, certificates (RFC 6120 §13.7.1.2, RFC 6125) and DNS records (RFC 6120 §3.2,
-// XEP-0368, and the group chat domains federation reaches), saying what to fix.
+// XEP-0368, and the group chat and external component domains federation reaches), saying what to fix.
 import { Resolver } from "node:dns/promises";
 import { readFile, stat } from "node:fs/promises";
 import type { Command } from "commander";
@@ -33,6 +33,12 @@ const EXPIRY_WARNING_DAYS = 14;
 /** Domains that never have public DNS: RFC 6761 special-use names and `localhost`. */
 export function isLocalDomain(domain: string): boolean {
   return domain === "localhost" || /\.(localhost|test|example|invalid)$/.test(domain) || /^(test|example|invalid)$/.test(domain);
+}
+
+/** Whether a listen address only accepts connections from this machine. */
+export function isLoopbackAddress(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h);
 }
 
 function finding(severity: Severity, area: Finding["area"], message: string, extra: { host?: string; fix?: string } = {}): Finding {
@@ -75,6 +81,18 @@ export function checkConfigSettings(config: Config, path: string | undefined): F
   }
   if (!config.s2s.verify_certificates) {
     out.push(finding("warning", "config", "s2s.verify_certificates is false: peers with certificates that do not verify are accepted and authenticated by dialback", { fix: `set s2s.verify_certificates: true in ${where} once peers have valid certificates` }));
+  }
+  // XEP-0114 has no TLS and a secret that travels hashed with a stream id anyone on the path sees: the protocol
+  // assumes the bridge runs on the same machine (or a private link), so a listener that is not loopback is flagged.
+  config.components.listen.forEach((addr, i) => {
+    if (!isLoopbackAddress(parseListenAddress(addr).host)) {
+      out.push(finding("warning", "config", `components.listen[${i}] (${addr}) is not a loopback address: external components (XEP-0114) talk in plaintext`, {
+        fix: `listen on 127.0.0.1 or ::1 in ${where} and run the bridge on this machine (or tunnel it, e.g. over WireGuard or SSH)`,
+      }));
+    }
+  });
+  if (config.components.services.length > 0 && config.components.listen.length === 0) {
+    out.push(finding("warning", "config", `${config.components.services.length} component(s) configured but components.listen is empty: none can connect`, { fix: `set components.listen: ["127.0.0.1:5347"] in ${where}` }));
   }
   if (config.auth.password_storage === "plain") {
     out.push(finding("warning", "config", "auth.password_storage is plain: passwords are stored as given", { fix: `set auth.password_storage: scram in ${where} (existing accounts keep their stored form until passwd)` }));
@@ -195,6 +213,8 @@ export async function checkDns(config: Config, resolver: DnsResolver): Promise<F
     targets.push({ domain: host.domain, services });
     if (host.muc !== undefined) targets.push({ domain: host.muc.domain, services: services.filter((s) => s.srv.endsWith("-server._tcp")) });
   }
+  // External components (XEP-0114) likewise: remote users' servers connect to the bridge's own domain.
+  for (const svc of config.components.services) targets.push({ domain: svc.domain, services: services.filter((s) => s.srv.endsWith("-server._tcp")) });
   const perHost = await Promise.all(
     targets.map(async ({ domain, services }): Promise<Finding[]> => {
       if (isLocalDomain(domain)) return [finding("info", "dns", "local/testing domain, DNS not checked", { host: domain })];

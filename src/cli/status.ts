@@ -16,10 +16,21 @@ export function formatStatus(s: ServerStatus): string {
     ["hosts", s.hosts.join(", ")],
     ["clients", `${s.c2sConnections} connections, ${s.c2sSessions} bound sessions`],
     ["servers", `${s.s2sIncoming} incoming, ${s.s2sOutgoing} outgoing links`],
+    ...componentRows(s),
     ["memory", `rss ${mib(s.memory.rss)}, heap ${mib(s.memory.heapUsed)} of ${mib(s.memory.heapTotal)}, external ${mib(s.memory.external)}${perConn}`],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join("\n") + "\n";
+}
+
+/** One row per external component (XEP-0114): connected since when and from where, or not connected. */
+function componentRows(s: ServerStatus): [string, string][] {
+  return (s.components ?? []).map((c) => {
+    const state = c.connected
+      ? `connected since ${new Date(c.since ?? 0).toISOString()} from ${c.remoteAddress ?? "?"}`
+      : "not connected";
+    return [`component ${c.domain}`, `${state} (host ${c.host}; ${c.stanzasIn} stanzas in, ${c.stanzasOut} out)`];
+  });
 }
 
 /** Register `comity status`. */

@@ -11,9 +11,12 @@ import type { ComponentHandler } from "./components.ts";
 
 /** Where a stanza came from. */
 export interface Origin {
-  /** "c2s" for a local client session, "s2s" for a peer link, "local" for the server itself. */
-  kind: "c2s" | "s2s" | "local";
-  /** The authenticated sender (full JID for c2s, domain for s2s, host for local). */
+  /**
+   * "c2s" for a local client session, "s2s" for a peer link, "component" for an external component (XEP-0114),
+   * "local" for the server itself.
+   */
+  kind: "c2s" | "s2s" | "component" | "local";
+  /** The authenticated sender (full JID for c2s, domain for s2s and components, host for local). */
   jid: Jid;
 }
 

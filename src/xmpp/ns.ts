@@ -1,6 +1,8 @@
 // Namespace constants (RFC 6120, RFC 6121 and the XEPs the server speaks).
 export const NS_CLIENT = "jabber:client";
 export const NS_SERVER = "jabber:server";
+/** XEP-0114 external components, connecting to the server ("accept" side). */
+export const NS_COMPONENT = "jabber:component:accept";
 export const NS_STREAM = "http://etherx.jabber.org/streams";
 export const NS_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams";
 export const NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";

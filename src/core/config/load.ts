@@ -91,12 +91,23 @@ export function normalizeConfig(raw: unknown, opts: { baseDir: string; source?: 
   if (problems.length === 0) problems.push(...semanticProblems(value as Config));
   if (problems.length > 0) throw new ConfigError(problems, opts.source);
   const config = resolvePaths(value as Config, opts.baseDir);
+  for (const svc of config.components.services) svc.host ??= componentOwner(config, svc.domain);
   const listeners: DefaultListener[] = [];
   if (!c2sListenGiven) listeners.push({ key: "c2s.listen", addresses: config.c2s.listen, from: "the built-in default" });
   if (defaulted) listeners.push({ key: "c2s.direct_tls", addresses: config.c2s.direct_tls, from: "c2s.listen's addresses with port 5223" });
   if (!s2sListenGiven) listeners.push({ key: "s2s.listen", addresses: config.s2s.listen, from: "the built-in default" });
   defaultListeners.set(config, listeners);
   return config;
+}
+
+/**
+ * The host that owns a component domain when the configuration names none: the host it is a subdomain of
+ * (`irc.example.org` → `example.org`, the longest match), else the first host.
+ */
+export function componentOwner(config: Config, domain: string): string {
+  let best: string | undefined;
+  for (const h of config.hosts) if (domain.endsWith(`.${h.domain}`) && (best === undefined || h.domain.length > best.length)) best = h.domain;
+  return best ?? config.hosts[0]!.domain;
 }
 
 /** A listener key the configuration left out, and what it was filled with. */
@@ -295,6 +306,20 @@ function semanticProblems(config: Config): string[] {
     else if (services.has(m)) problems.push(`${where}: ${JSON.stringify(m)} is already used by ${services.get(m)}`);
     else services.set(m, where);
   });
+  // External components (XEP-0114) take service domains too: not a host, not a chat service, not twice; and their
+  // owner, when given, must be a host (its federation policy and disco#items apply to the component).
+  config.components.services.forEach((svc, i) => {
+    const d = svc.domain;
+    const where = `components.services[${i}].domain`;
+    if (d !== d.toLowerCase()) problems.push(`${where}: must be lowercase (got ${JSON.stringify(d)}, use ${JSON.stringify(d.toLowerCase())})`);
+    else if (!isValidDomain(d)) problems.push(`${where}: not a valid domain name (got ${JSON.stringify(d)})`);
+    else if (firstIndex.has(d)) problems.push(`${where}: ${JSON.stringify(d)} is a host (hosts[${firstIndex.get(d)}]); a component needs a domain of its own`);
+    else if (services.has(d)) problems.push(`${where}: ${JSON.stringify(d)} is already used by ${services.get(d)}`);
+    else services.set(d, where);
+    if (svc.host !== undefined && !firstIndex.has(svc.host)) {
+      problems.push(`components.services[${i}].host: ${JSON.stringify(svc.host)} is not one of the hosts (${config.hosts.map((h) => h.domain).join(", ")})`);
+    }
+  });
   if (config.storage.backend === "postgres") {
     const url = config.storage.postgres_url;
     if (url === undefined) {
@@ -309,6 +334,7 @@ function semanticProblems(config: Config): string[] {
     ["s2s.listen", config.s2s.listen],
     ["s2s.direct_tls", config.s2s.direct_tls],
     ["http.listen", config.http.listen],
+    ["components.listen", config.components.listen],
   ];
   const used = new Map<string, string>();
   for (const [key, addrs] of listeners) {

@@ -213,6 +213,34 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false, description: "Server-to-server connections (federation)" },
     ),
+    components: Type.Object(
+      {
+        listen: Type.Array(ListenAddr, {
+          default: [],
+          description:
+            "External component listeners (XEP-0114), e.g. `127.0.0.1:5347`; the protocol has no TLS, so keep them on loopback (`comity check` warns otherwise)",
+        }),
+        services: Type.Array(
+          Type.Object(
+            {
+              domain: Type.String({ minLength: 1, description: "The component's domain, e.g. `irc.example.org` (not a host or another service; federation needs DNS for it too)" }),
+              secret: Type.String({ minLength: 1, description: "Shared secret the component proves in its handshake (XEP-0114 §3: SHA-1 of stream id + secret)" }),
+              host: Type.Optional(
+                Type.String({
+                  minLength: 1,
+                  description:
+                    "The host that owns it: its federation policy applies to the component's traffic and its disco#items list the domain (default: the host the domain is a subdomain of, else the first host)",
+                }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
+          { default: [], description: "Components allowed to connect, one per domain" },
+        ),
+        max_stanza_size: Type.Integer({ minimum: 1024, default: 524288, description: "Largest stanza accepted from a component after its handshake, bytes (before it: c2s.max_stanza_size_preauth)" }),
+      },
+      { default: {}, additionalProperties: false, description: "External components (XEP-0114): bridges such as Biboumi, Slidge or Spectrum2 that serve a domain of their own" },
+    ),
     http: Type.Object(
       {
         tls_policy: TlsPolicyOverride,
