@@ -13,6 +13,7 @@ import type {
   AccountStore,
   IncidentStore,
   KeyValueStore,
+  MapStore,
   OfflineStore,
   RosterItem,
   RosterStore,
@@ -25,6 +26,7 @@ import type {
 } from "../types.ts";
 import { assertAudit, assertServerRosterEntry, auditLimit, copyServerRosterEntry } from "../server-roster.ts";
 import { PG_MIGRATIONS, type Migration } from "./migrations.ts";
+import { pgMaps } from "./map.ts";
 
 /** Options of {@link openPostgresStorage}. */
 export interface PostgresStorageOptions {
@@ -153,7 +155,7 @@ function named(name: string, text: string): (values: unknown[]) => Query {
 const RETRYABLE = new Set(["40001", "40P01"]);
 
 /** The connection pool with the bookkeeping every store shares: closed state, error mapping, transactions. */
-class Db {
+export class Db {
   readonly pool: pg.Pool;
   readonly where: string;
   #closed = false;
@@ -527,9 +529,11 @@ class PostgresStorage implements Storage {
   readonly archive: ArchiveStore;
   readonly #db: Db;
   readonly #keyvals = new Map<string, KeyValueStore>();
+  readonly #maps: (name: string) => MapStore;
 
   constructor(db: Db) {
     this.#db = db;
+    this.#maps = pgMaps(db);
     this.accounts = pgAccounts(db);
     this.rosters = pgRosters(db);
     this.offline = pgOffline(db);
@@ -546,6 +550,11 @@ class PostgresStorage implements Storage {
       this.#keyvals.set(name, kv);
     }
     return kv;
+  }
+
+  map(name: string): MapStore {
+    assertStoreName(name);
+    return this.#maps(name);
   }
 
   async close(): Promise<void> {

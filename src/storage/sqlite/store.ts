@@ -3,6 +3,7 @@ import { toIncident, type ArchiveRow, type IncidentRow } from "../rows.ts";
 import { closeSync, openSync } from "node:fs";
 import type { Worker } from "node:worker_threads";
 import { startArchiveWriter } from "./archive-writer.ts";
+import { sqliteMaps } from "./map.ts";
 import Database from "better-sqlite3";
 import { assertIds, assertKeyvalValue, assertOfflinePush, assertRosterItem, assertStoreName, StorageError } from "../errors.ts";
 import { archiveSeq, assertArchiveMessage, assertArchiveQuery, assertArchiveTrim } from "../archive.ts";
@@ -15,6 +16,7 @@ import type {
   Account,
   AccountStore,
   KeyValueStore,
+  MapStore,
   OfflineStore,
   RosterItem,
   RosterStore,
@@ -268,6 +270,7 @@ class SqliteStorage implements Storage {
   readonly #stopArchive: () => Promise<void>;
   readonly #db: Db;
   readonly #keyvals = new Map<string, KeyValueStore>();
+  readonly #maps: (name: string) => MapStore;
   /** The cached statements, or a StorageError once closed (better-sqlite3's own error would be a TypeError). */
   readonly #live: () => Statements;
   #closed = false;
@@ -287,6 +290,12 @@ class SqliteStorage implements Storage {
     this.offline = sqliteOffline(db, this.#live);
     this.serverRoster = sqliteServerRoster(db, this.#live);
     ({ incidents: this.incidents, abuseReports: this.abuseReports } = sqliteIncidentStores(db, this.#live));
+    this.#maps = sqliteMaps(db, this.#live);
+  }
+
+  map(name: string): MapStore {
+    assertStoreName(name);
+    return this.#maps(name);
   }
 
   keyval(name: string): KeyValueStore {
