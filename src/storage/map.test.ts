@@ -168,6 +168,22 @@ for (const backend of BACKENDS) {
       assert.deepEqual(await s.map("other").owners(H), []);
     });
 
+    it("account deletion removes the user's rows of every map store, and nobody else's", async () => {
+      await s.accounts.create(H, "romeo", { scram: {} });
+      await s.map("a").set(H, "romeo", "k", "1");
+      await s.map("b").set(H, "romeo/node", "k", "1");
+      await s.map("b").set(H, "romeo/", "k", "1");
+      await s.map("a").set(H, "romeo0", "k", "keep");
+      await s.map("a").set(H, "romeox/n", "k", "keep");
+      await s.map("a").set(H, "", "k", "keep");
+      await s.map("a").set("capulet.lit", "romeo/node", "k", "keep");
+      assert.equal(await s.accounts.delete(H, "romeo"), true);
+      assert.equal(await s.map("a").count(H, "romeo"), 0);
+      assert.deepEqual(await s.map("b").owners(H), []);
+      assert.deepEqual(await s.map("a").owners(H), ["", "romeo0", "romeox/n"]);
+      assert.equal(await s.map("a").count("capulet.lit", "romeo/node"), 1);
+    });
+
     it("refuses input every backend cannot keep the same way", async () => {
       const m = s.map("items");
       assert.throws(() => s.map(""), invalid);

@@ -53,7 +53,7 @@ interface Slot {
 }
 
 /** In-memory map stores of one Storage: `live` throws once the storage is closed. */
-export function memoryMaps(live: () => void): (name: string) => MapStore {
+export function memoryMaps(live: () => void): ((name: string) => MapStore) & { dropUser(host: string, username: string): void } {
   /** store \0 host \0 owner -> key -> slot; a JS Map keeps insertion order, and a re-set key is moved to the end. */
   const owners = new Map<string, Map<string, Slot>>();
   let seq = 0;
@@ -154,10 +154,18 @@ export function memoryMaps(live: () => void): (name: string) => MapStore {
       },
     };
   };
-  return (name: string): MapStore => {
+  const open = (name: string): MapStore => {
     assertStoreName(name);
     let s = stores.get(name);
     if (s === undefined) stores.set(name, (s = make(name)));
     return s;
   };
+  /** Account deletion: the user's rows of every store (owner = username, or "username/..."), as the databases do. */
+  const dropUser = (host: string, username: string): void => {
+    for (const k of [...owners.keys()]) {
+      const [, h, owner] = k.split("\u0000") as [string, string, string];
+      if (h === host && (owner === username || owner.startsWith(`${username}/`))) owners.delete(k);
+    }
+  };
+  return Object.assign(open, { dropUser });
 }

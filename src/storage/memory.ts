@@ -122,6 +122,7 @@ export function createMemoryStorage(): Storage {
       else rosters.delete(owner);
       offline.delete(owner);
       archive.drop(owner);
+      maps.dropUser(host, username);
       return true;
     },
     async list(host) {

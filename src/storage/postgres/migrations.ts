@@ -200,6 +200,8 @@ export const PG_MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (store, host, owner, key)
       );
       CREATE INDEX map_entries_by_seq ON map_entries (store, host, owner, seq);
+      -- account deletion removes the user's rows of every store: owner = username, or owner starting with "username/"
+      CREATE INDEX map_entries_by_owner ON map_entries (host, owner);
     `,
   },
 ];

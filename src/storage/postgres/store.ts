@@ -429,6 +429,8 @@ const Q = {
   updateCredentials: named("update_credentials", "UPDATE accounts SET credentials = $1::jsonb WHERE host = $2 AND username = $3"),
   deleteAccount: named("delete_account", "DELETE FROM accounts WHERE host = $1 AND username = $2"),
   deleteUserKeyval: named("delete_user_keyval", "DELETE FROM keyval WHERE host = $1 AND username = $2"),
+  // As in SQLite: owner = username or owner in ["username/", "username0") (byte order under COLLATE "C").
+  deleteUserMaps: named("delete_user_maps", "DELETE FROM map_entries WHERE host = $1 AND (owner = $2 OR (owner >= $2 || '/' AND owner < $2 || '0'))"),
   deleteUserRoster: named("delete_user_roster", "DELETE FROM roster_items WHERE host = $1 AND username = $2"),
   // The version outlives the account (one step past its last roster), as in SQLite (RFC 6121 §2.6).
   retireUserRosterVersion: named("retire_user_roster_version", "UPDATE roster_versions SET version = version + 1 WHERE host = $1 AND username = $2"),
@@ -612,6 +614,7 @@ function pgAccounts(db: Db): AccountStore {
         for (const q of [Q.deleteUserKeyval, Q.deleteUserRoster, Q.retireUserRosterVersion, Q.deleteUserPendingIn, Q.deleteUserOffline, Q.deleteUserArchive]) {
           await c.query(q([host, username]));
         }
+        await c.query(Q.deleteUserMaps([host, username]));
         return true;
       });
     },

@@ -191,6 +191,11 @@ function prepareStatements(db: Db) {
     deleteUserPendingIn: db.prepare<Owner>("DELETE FROM roster_pending_in WHERE host = ? AND username = ?"),
     deleteUserOffline: db.prepare<Owner>("DELETE FROM offline_messages WHERE host = ? AND username = ?"),
     deleteUserArchive: db.prepare<Owner>("DELETE FROM archive_messages WHERE host = ? AND username = ?"),
+    // The user's rows of every map store: owner = username, or a module-built owner "username/..." (the range
+    // ["username/", "username0") holds exactly those in byte order, since "0" follows "/").
+    deleteUserMaps: db.prepare<[string, string, string, string]>(
+      "DELETE FROM map_entries WHERE host = ? AND (owner = ? OR (owner >= ? AND owner < ?))",
+    ),
     listAccounts: db.prepare<[string], string>("SELECT username FROM accounts WHERE host = ? ORDER BY username").pluck(),
     countAccounts: db.prepare<[string], number>("SELECT count(*) FROM accounts WHERE host = ?").pluck(),
     kvGet: db.prepare<[string, string, string, string], string>("SELECT value FROM keyval WHERE store = ? AND host = ? AND username = ? AND key = ?").pluck(),
@@ -343,6 +348,7 @@ function sqliteAccounts(db: Db, live: () => Statements, drainArchive: () => Prom
     st.deleteUserPendingIn.run(host, username);
     st.deleteUserOffline.run(host, username);
     st.deleteUserArchive.run(host, username);
+    st.deleteUserMaps.run(host, username, `${username}/`, `${username}0`);
     return true;
   });
 
