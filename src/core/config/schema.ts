@@ -206,6 +206,48 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false, description: "Message Archive Management (XEP-0313) of users' one-to-one messages" },
     ),
+    pubsub: Type.Object(
+      {
+        max_item_bytes: Type.Integer({
+          minimum: 1024,
+          maximum: 1048576,
+          default: 131072,
+          description: "Largest payload of one published item, bytes (larger: not-acceptable + payload-too-big); avatars and OMEMO bundles fit",
+        }),
+        max_items_per_node: Type.Integer({
+          minimum: 1,
+          maximum: 10000,
+          default: 256,
+          description: "Most items one node keeps; pubsub#max_items may not exceed it and \"max\" means this value (Prosody: 256)",
+        }),
+        max_nodes_per_account: Type.Integer({
+          minimum: 1,
+          maximum: 10000,
+          default: 128,
+          description: "Most PEP nodes one account may have (more: resource-constraint + max-nodes-exceeded)",
+        }),
+        max_subscriptions_per_node: Type.Integer({
+          minimum: 1,
+          maximum: 100000,
+          default: 256,
+          description: "Most explicit subscriptions (and affiliations) of one node (more: policy-violation + too-many-subscriptions)",
+        }),
+        caps_cache_size: Type.Integer({
+          minimum: 10,
+          maximum: 1000000,
+          default: 2000,
+          description: "Verified entity capabilities (XEP-0115 ver strings) remembered for +notify interest; least recently used dropped",
+        }),
+        max_tracked_resources: Type.Integer({
+          minimum: 100,
+          maximum: 10000000,
+          default: 100000,
+          description: "Most available full JIDs whose capabilities PEP tracks at once; the oldest are forgotten beyond it",
+        }),
+        caps_timeout_ms: Type.Integer({ minimum: 500, maximum: 120000, default: 10000, description: "How long to wait for a client's disco#info answer to its caps" }),
+      },
+      { default: {}, additionalProperties: false, description: "Publish-subscribe (XEP-0060) and PEP (XEP-0163) on every account" },
+    ),
     vcard: Type.Object(
       { max_size: Type.Integer({ minimum: 1024, default: 131072, description: "Largest vCard (XEP-0054) or private XML document (XEP-0049) stored, bytes" }) },
       { default: {}, additionalProperties: false, description: "Per-user documents: vcard-temp and private XML storage" },

@@ -5,7 +5,8 @@ import { StanzaError } from "../../xmpp/errors.ts";
 import { NS_DISCO_INFO, NS_DISCO_ITEMS } from "../../xmpp/ns.ts";
 import { defineModule, type ModuleContext } from "../../core/module-api.ts";
 import type { Host } from "../../core/host.ts";
-import type { DiscoNode, DiscoNodes } from "./api.ts";
+import type { DiscoAccountExtension, DiscoAccounts, DiscoItem, DiscoNode, DiscoNodes } from "./api.ts";
+import type { Identity } from "../../core/module-api.ts";
 
 /** disco#info and disco#items for one host; needs the Host to read what every module registered. */
 export function discoModule(host: Host) {
@@ -61,18 +62,45 @@ export function discoModule(host: Host) {
         for (const it of host.discoItems) q.c("item", { jid: it.jid, ...(it.name !== undefined ? { name: it.name } : {}) });
         return q;
       });
-      // Accounts (RFC 6121 gives no presence leak here: only the account's owner gets the full answer).
-      ctx.handleIq("get", "account", NS_DISCO_INFO, "query", (_iq, { from, to, payload }) => {
-        if (payload.attrs["node"] !== undefined) throw new StanzaError("item-not-found");
-        if (!from.bare.equals(to.bare)) throw new StanzaError("service-unavailable");
-        const q = new Element("query", NS_DISCO_INFO);
-        q.c("identity", { category: "account", type: "registered" });
-        for (const f of [...host.features.account].sort()) q.c("feature", { var: f });
+      // Accounts (RFC 6121 gives no presence leak here: only the account's owner gets the full answer). Modules may add
+      // identities, features and items (PEP, XEP-0163 §6), and decide what a contact sees.
+      const accountExts: DiscoAccountExtension[] = [];
+      ctx.provide("disco-accounts", { add: (ext) => void accountExts.push(ext) } satisfies DiscoAccounts);
+      const identityEl = (q: Element, id: Identity) => q.c("identity", { category: id.category, type: id.type, ...(id.name ? { name: id.name } : {}) });
+      ctx.handleIq("get", "account", NS_DISCO_INFO, "query", async (_iq, { from, to, payload }) => {
+        const node = payload.attrs["node"];
+        const own = from.bare.equals(to.bare);
+        const identities: Identity[] = own && node === undefined ? [{ category: "account", type: "registered" }] : [];
+        const features = new Set<string>(own && node === undefined ? host.features.account : []);
+        let answered = own && node === undefined;
+        for (const ext of accountExts) {
+          const r = await ext.info?.(from, to, node);
+          if (r === undefined) continue;
+          answered = true;
+          identities.push(...r.identities);
+          for (const f of r.features) features.add(f);
+        }
+        if (!answered) throw new StanzaError(own ? "item-not-found" : "service-unavailable");
+        const q = new Element("query", NS_DISCO_INFO, node === undefined ? {} : { node });
+        for (const id of identities) identityEl(q, id);
+        for (const f of [...features].sort()) q.c("feature", { var: f });
         return q;
       });
-      ctx.handleIq("get", "account", NS_DISCO_ITEMS, "query", (_iq, { from, to }) => {
-        if (!from.bare.equals(to.bare)) throw new StanzaError("service-unavailable");
-        return new Element("query", NS_DISCO_ITEMS);
+      ctx.handleIq("get", "account", NS_DISCO_ITEMS, "query", async (_iq, { from, to, payload }) => {
+        const node = payload.attrs["node"];
+        const own = from.bare.equals(to.bare);
+        const items: DiscoItem[] = [];
+        let answered = own && node === undefined;
+        for (const ext of accountExts) {
+          const r = await ext.items?.(from, to, node);
+          if (r === undefined) continue;
+          answered = true;
+          items.push(...r);
+        }
+        if (!answered) throw new StanzaError(own ? "item-not-found" : "service-unavailable");
+        const q = new Element("query", NS_DISCO_ITEMS, node === undefined ? {} : { node });
+        for (const it of items) q.c("item", { jid: it.jid, ...(it.node !== undefined ? { node: it.node } : {}), ...(it.name !== undefined ? { name: it.name } : {}) });
+        return q;
       });
     },
   });
