@@ -17,6 +17,7 @@ import { CapsTracker, capsVer, featuresOf, type CapsClaim } from "./caps.ts";
 import { NS_CAPS, NS_PUBSUB, NS_PUBSUB_OWNER } from "./ns.ts";
 import { PubsubEngine, type Face, type Relation } from "./service.ts";
 import { PubsubStore, type NodeRecord, type ServiceKey } from "./store.ts";
+import { deletePepNode, listPepAccounts, showPepAccount } from "./admin.ts";
 
 /** What the account advertises (XEP-0060 §10 feature names; XEP-0163 §6). */
 export const PEP_FEATURES: readonly string[] = [
@@ -231,38 +232,18 @@ function setup(ctx: ModuleContext): void {
     await store.deleteService(svcOf(username)).catch((err: unknown) => ctx.log.error({ err, username }, "deleting PEP nodes failed"));
   });
 
-  // Operators (`comity pubsub list|show|delete`): node names, sizes and access models, never payloads.
-  ctx.addControlMethod("pubsub.list", async () => {
-    const owners = new Set<string>();
-    for (const o of await ctx.storage.map("pubsub-nodes").owners(host)) owners.add(o);
-    const out: { host: string; account: string; nodes: number }[] = [];
-    for (const o of owners) out.push({ host, account: `${o}@${host}`, nodes: await store.nodeCount(svcOf(o)) });
-    return out;
-  });
+  // Operators (`comity pubsub list|show|delete` read storage themselves; these serve the control socket and the web).
+  ctx.addControlMethod("pubsub.list", () => listPepAccounts(ctx.storage, host));
   ctx.addControlMethod("pubsub.show", async (params) => {
     const user = accountParam(params, host);
-    if (user === undefined) return undefined;
-    const svc = svcOf(user);
-    const nodes = [];
-    for (const { name, record } of await store.nodes(svc)) {
-      nodes.push({
-        node: name,
-        access_model: record.config.access_model,
-        max_items: record.config.max_items,
-        items: await store.itemCount(svc, name),
-        bytes: await store.itemBytes(svc, name),
-        subscriptions: await store.subscriptionCount(svc, name),
-        created: new Date(record.created).toISOString(),
-      });
-    }
-    return { account: `${user}@${host}`, nodes };
+    if (user === undefined) throw new StanzaError("bad-request", { text: `account must be a user of ${host}` });
+    return { account: `${user}@${host}`, nodes: await showPepAccount(ctx.storage, host, user) };
   });
   ctx.addControlMethod("pubsub.delete", async (params) => {
     const user = accountParam(params, host);
-    if (user === undefined) return undefined;
     const node = params["node"];
-    if (typeof node !== "string" || node === "") throw new StanzaError("bad-request", { text: "node is required" });
-    return { account: `${user}@${host}`, node, deleted: await store.deleteNode(svcOf(user), node) };
+    if (user === undefined || typeof node !== "string" || node === "") throw new StanzaError("bad-request", { text: "account and node are required" });
+    return { account: `${user}@${host}`, node, deleted: await deletePepNode(ctx.storage, host, user, node) };
   });
 
   ctx.provide("pep", { store, engine, caps });
