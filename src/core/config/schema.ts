@@ -50,6 +50,20 @@ export const HostSchema = Type.Object(
         { additionalProperties: false, description: "Multi-user chat service (XEP-0045) on its own domain; absent: no chat rooms. Persistent rooms are stored (history is not)" },
       ),
     ),
+    pubsub: Type.Optional(
+      Type.Object(
+        {
+          domain: Type.String({ minLength: 1, description: "Domain of the publish-subscribe service, e.g. `pubsub.example.org` (federation needs DNS for it too)" }),
+          name: Type.String({ default: "Publish-Subscribe", description: "Service name shown by service discovery" }),
+          create: Type.Union([Type.Literal("admins"), Type.Literal("users"), Type.Literal("anyone")], {
+            default: "users",
+            description: "Who may create nodes: the host's `admins`, its `users` (local accounts), or `anyone` (remote users too)",
+          }),
+          max_nodes: Type.Integer({ minimum: 1, maximum: 1000000, default: 1000, description: "Most nodes of the service (more: resource-constraint + max-nodes-exceeded)" }),
+        },
+        { additionalProperties: false, description: "Standalone publish-subscribe service (XEP-0060) on its own domain; absent: none (PEP on accounts is always on)" },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -18,6 +18,7 @@ import { NS_CAPS, NS_PUBSUB, NS_PUBSUB_OWNER } from "./ns.ts";
 import { PubsubEngine, type Face, type Relation } from "./service.ts";
 import { PubsubStore, type NodeRecord, type ServiceKey } from "./store.ts";
 import { deletePepNode, listPepAccounts, showPepAccount } from "./admin.ts";
+import { setupPubsubService } from "./service-face.ts";
 
 /** What the account advertises (XEP-0060 §10 feature names; XEP-0163 §6). */
 export const PEP_FEATURES: readonly string[] = [
@@ -245,6 +246,9 @@ function setup(ctx: ModuleContext): void {
     if (user === undefined || typeof node !== "string" || node === "") throw new StanzaError("bad-request", { text: "account and node are required" });
     return { account: `${user}@${host}`, node, deleted: await deletePepNode(ctx.storage, host, user, node) };
   });
+
+  // The standalone service of hosts[].pubsub, when configured: the same engine over the same stores.
+  setupPubsubService(ctx, store);
 
   ctx.provide("pep", { store, engine, caps });
 }

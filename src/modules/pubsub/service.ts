@@ -414,7 +414,8 @@ export class PubsubEngine {
       }
       case "get affiliations": {
         const affs = Object.entries(rec.affiliations).map(([jid, affiliation]) => x("affiliation", NS_PUBSUB_OWNER, { jid, affiliation }));
-        affs.unshift(x("affiliation", NS_PUBSUB_OWNER, { jid: face.svc.kind === "pep" ? face.jid.toString() : from.bareString(), affiliation: "owner" }));
+        // PEP: the account owns every node of its service; a standalone node lists its creator among the affiliations.
+        if (face.svc.kind === "pep") affs.unshift(x("affiliation", NS_PUBSUB_OWNER, { jid: face.jid.toString(), affiliation: "owner" }));
         return x("pubsub", NS_PUBSUB_OWNER, {}, x("affiliations", NS_PUBSUB_OWNER, { node }, ...affs));
       }
       case "set affiliations": {
