@@ -54,8 +54,8 @@ export function capsQuery(features: string[], node = "https://comity.test/client
  * Log in, send available presence with caps for `notify` nodes (+notify), answer the server's disco#info for that ver
  * (unless `answer` is false: a ver the server already knows is not asked again), and wait until the server is done.
  */
-export async function online(ts: TestServer, user: string, resource: string, opts: { notify?: string[]; answer?: boolean } = {}): Promise<RawClient> {
-  const { client } = await RawClient.login(ts.c2sPort, user, PASSWORD, resource);
+export async function online(ts: TestServer, user: string, resource: string, opts: { notify?: string[]; answer?: boolean; domain?: string } = {}): Promise<RawClient> {
+  const { client } = await RawClient.login(ts.c2sPort, user, PASSWORD, resource, opts.domain === undefined ? {} : { domain: opts.domain });
   const notify = opts.notify ?? [];
   if (notify.length === 0) {
     client.send("<presence/>");
@@ -63,7 +63,7 @@ export async function online(ts: TestServer, user: string, resource: string, opt
     const { xml, ver } = capsQuery(notify.map((n) => `${n}+notify`));
     client.send(`<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://comity.test/client' ver='${ver}'/></presence>`);
     // The server asks at once when it does not know the ver yet (before it answers the ping below).
-    await iq(client, "<ping xmlns='urn:xmpp:ping'/>", "get", "localhost");
+    await iq(client, "<ping xmlns='urn:xmpp:ping'/>", "get", opts.domain ?? "localhost");
     const m = client.buffer.match(/<iq[^>]*type='get'[^>]*>\s*<query xmlns='http:\/\/jabber.org\/protocol\/disco#info'[^>]*\/>\s*<\/iq>/);
     if (m && opts.answer !== false) {
       const q = parseXml(`<r xmlns='jabber:client'>${m[0]}</r>`).elements[0]!;
@@ -71,7 +71,7 @@ export async function online(ts: TestServer, user: string, resource: string, opt
       client.send(`<iq type='result' id='${q.attrs["id"]}' to='${q.attrs["from"]}'><query xmlns='http://jabber.org/protocol/disco#info' node='${node}'>${xml}</query></iq>`);
     }
   }
-  await iq(client, "<ping xmlns='urn:xmpp:ping'/>", "get", "localhost");
+  await iq(client, "<ping xmlns='urn:xmpp:ping'/>", "get", opts.domain ?? "localhost");
   return client;
 }
 
@@ -99,4 +99,14 @@ export async function event(c: RawClient, node: string, re: RegExp = /./): Promi
 /** Events about `node` received so far. */
 export function events(c: RawClient, node: string): Element[] {
   return received(c).filter((e) => e.name === "message" && e.getChild("event", EVENT)?.elements.some((x) => x.attrs["node"] === node));
+}
+
+/** Wait for a caps disco#info query from `from` (e.g. a remote server's PEP) and answer it for `notify` nodes. */
+export async function answerCapsQuery(client: RawClient, from: string, notify: string[]): Promise<void> {
+  const { xml } = capsQuery(notify.map((n) => `${n}+notify`));
+  const esc = from.replace(/[.]/g, "\\.");
+  const m = await client.waitFor(new RegExp(`<iq[^>]*from='${esc}'[^>]*>\\s*<query xmlns='http://jabber.org/protocol/disco#info'[^>]*/>\\s*</iq>`));
+  const q = parseXml(`<r xmlns='jabber:client'>${m[0]}</r>`).elements[0]!;
+  const node = q.elements[0]!.attrs["node"] ?? "";
+  client.send(`<iq type='result' id='${q.attrs["id"]}' to='${from}'><query xmlns='http://jabber.org/protocol/disco#info' node='${node}'>${xml}</query></iq>`);
 }
