@@ -10,7 +10,7 @@ import type { StanzaEvent } from "../../core/events.ts";
 import type { Element } from "../../xml/element.ts";
 import { x } from "../../xml/element.ts";
 import { StanzaError } from "../../xmpp/errors.ts";
-import { tryParseJid, type Jid } from "../../xmpp/jid.ts";
+import { parseJid, tryParseJid, type Jid } from "../../xmpp/jid.ts";
 import { NS_CLIENT, NS_DISCO_INFO } from "../../xmpp/ns.ts";
 import type { DiscoAccounts } from "../disco/api.ts";
 import { CapsTracker, capsVer, featuresOf, type CapsClaim } from "./caps.ts";
@@ -19,6 +19,7 @@ import { PubsubEngine, type Face, type Relation } from "./service.ts";
 import { PubsubStore, type NodeRecord, type ServiceKey } from "./store.ts";
 import { deletePepNode, listPepAccounts, showPepAccount } from "./admin.ts";
 import { setupPubsubService } from "./service-face.ts";
+import { BookmarkSync, NS_BOOKMARKS2, PRIVATE_KEY, type PrivateXml } from "./bookmarks.ts";
 
 /** What the account advertises (XEP-0060 §10 feature names; XEP-0163 §6). */
 export const PEP_FEATURES: readonly string[] = [
@@ -46,6 +47,8 @@ function setup(ctx: ModuleContext): void {
   });
   const caps = new CapsTracker({ maxVers: cfg.caps_cache_size, maxEntities: cfg.max_tracked_resources, maxNotifyPerEntity: 256 });
   const pending = new Map<string, Promise<void>>();
+  const privateXml = ctx.use<PrivateXml>("private-xml");
+  const bookmarks = new BookmarkSync(store, privateXml, { maxItems: cfg.max_items_per_node, maxNodes: cfg.max_nodes_per_account });
 
   const svcOf = (username: string): ServiceKey => ({ host, owner: username, kind: "pep" });
 
@@ -70,6 +73,8 @@ function setup(ctx: ModuleContext): void {
       relation: (requester) => relation(owner, requester),
       mayCreate: (_requester, rel) => rel.owner,
       send,
+      // XEP-0402 §3: a bookmarks node written over PEP is mirrored into the other bookmark places.
+      changed: (node) => (BookmarkSync.watches(node) ? bookmarks.fromPep(self, node).catch(syncFailed) : Promise.resolve()),
       async notify(node, record, event, opts) {
         for (const to of await recipients(owner, node, record, opts?.subscribers)) {
           const msg = x("message", NS_CLIENT, { from: owner.bareString(), to, type: "headline", id: randomBytes(6).toString("hex") });
@@ -121,6 +126,16 @@ function setup(ctx: ModuleContext): void {
     }
   }
   for (const f of PEP_FEATURES) ctx.addFeature(f, "account");
+
+  // XEP-0402 §3: XEP-0048 bookmarks written to private XML storage are mirrored into PEP (and back, see `changed`).
+  function syncFailed(err: unknown): void {
+    ctx.log.error({ err }, "bookmark sync failed");
+  }
+  if (privateXml !== undefined) {
+    privateXml.onChange((user, key, value) => (key === PRIVATE_KEY ? bookmarks.fromPrivate(face(parseJid(`${user}@${host}`)), value).catch(syncFailed) : undefined));
+    ctx.addFeature(`${NS_BOOKMARKS2}#compat`, "account");
+    ctx.addFeature(`${NS_BOOKMARKS2}#compat-pep`, "account");
+  }
 
   // XEP-0163 §6 / XEP-0060 §5.2-5.4: the account shows the pubsub/pep identity, and lists the nodes the requester may see.
   ctx.use<DiscoAccounts>("disco-accounts")?.add({

@@ -45,6 +45,8 @@ export interface Face {
   notify(node: string, record: NodeRecord, event: Element, opts?: { subscribers?: string[] }): Promise<void>;
   /** Send one message (e.g. the last item after a subscription). */
   send(stanza: Element): void;
+  /** Told after items changed through the protocol (PEP keeps bookmark formats in sync, XEP-0402 §3). */
+  changed?(node: string, record: NodeRecord): Promise<void>;
 }
 
 const MAX_NODE_NAME = 1024;
@@ -221,6 +223,7 @@ export class PubsubEngine {
     const item: StoredItem = { id, publisher: from.bareString(), payload };
     if (rec.config.persist_items) await this.#store.publish(face.svc, node, item, Math.min(rec.config.max_items, this.#limits.maxItemsPerNode));
     if (rec.config.deliver_notifications) await face.notify(node, rec, itemsEvent(node, [item], rec.config));
+    await face.changed?.(node, rec);
     return x("pubsub", NS_PUBSUB, {}, x("publish", NS_PUBSUB, { node }, x("item", NS_PUBSUB, { id })));
   }
 
@@ -241,6 +244,7 @@ export class PubsubEngine {
       const itemsEl = x("items", NS_PUBSUB_EVENT, { node }, ...removed.map((id) => x("retract", NS_PUBSUB_EVENT, { id })));
       await face.notify(node, rec, x("event", NS_PUBSUB_EVENT, {}, itemsEl));
     }
+    await face.changed?.(node, rec);
     return undefined;
   }
 
@@ -396,6 +400,7 @@ export class PubsubEngine {
         if (removed.length > 0 && rec.config.notify_retract && rec.config.deliver_notifications) {
           await face.notify(node, rec, x("event", NS_PUBSUB_EVENT, {}, x("purge", NS_PUBSUB_EVENT, { node })));
         }
+        await face.changed?.(node, rec);
         return undefined;
       }
       case "get subscriptions": {
