@@ -20,6 +20,7 @@ import { PubsubStore, type NodeRecord, type ServiceKey } from "./store.ts";
 import { deletePepNode, listPepAccounts, showPepAccount } from "./admin.ts";
 import { setupPubsubService } from "./service-face.ts";
 import { BookmarkSync, NS_BOOKMARKS2, PRIVATE_KEY, type PrivateXml } from "./bookmarks.ts";
+import { AvatarConversion, NS_CONVERSION, stampPhoto, type VcardStore } from "./avatar.ts";
 
 /** What the account advertises (XEP-0060 §10 feature names; XEP-0163 §6). */
 export const PEP_FEATURES: readonly string[] = [
@@ -49,6 +50,11 @@ function setup(ctx: ModuleContext): void {
   const pending = new Map<string, Promise<void>>();
   const privateXml = ctx.use<PrivateXml>("private-xml");
   const bookmarks = new BookmarkSync(store, privateXml, { maxItems: cfg.max_items_per_node, maxNodes: cfg.max_nodes_per_account });
+  const vcardStore = ctx.use<VcardStore>("vcard");
+  const avatars =
+    vcardStore === undefined
+      ? undefined
+      : new AvatarConversion(store, vcardStore, { maxItemBytes: cfg.max_item_bytes, maxNodes: cfg.max_nodes_per_account, maxCached: cfg.max_tracked_resources });
 
   const svcOf = (username: string): ServiceKey => ({ host, owner: username, kind: "pep" });
 
@@ -73,8 +79,12 @@ function setup(ctx: ModuleContext): void {
       relation: (requester) => relation(owner, requester),
       mayCreate: (_requester, rel) => rel.owner,
       send,
-      // XEP-0402 §3: a bookmarks node written over PEP is mirrored into the other bookmark places.
-      changed: (node) => (BookmarkSync.watches(node) ? bookmarks.fromPep(self, node).catch(syncFailed) : Promise.resolve()),
+      // XEP-0402 §3: a bookmarks node written over PEP is mirrored into the other bookmark places; XEP-0398: avatar
+      // metadata is mirrored into the vCard.
+      async changed(node) {
+        if (BookmarkSync.watches(node)) await bookmarks.fromPep(self, node).catch(syncFailed);
+        else if (avatars !== undefined && AvatarConversion.watches(node)) await avatars.fromPep(self).catch(syncFailed);
+      },
       async notify(node, record, event, opts) {
         for (const to of await recipients(owner, node, record, opts?.subscribers)) {
           const msg = x("message", NS_CLIENT, { from: owner.bareString(), to, type: "headline", id: randomBytes(6).toString("hex") });
@@ -135,6 +145,27 @@ function setup(ctx: ModuleContext): void {
     privateXml.onChange((user, key, value) => (key === PRIVATE_KEY ? bookmarks.fromPrivate(face(parseJid(`${user}@${host}`)), value).catch(syncFailed) : undefined));
     ctx.addFeature(`${NS_BOOKMARKS2}#compat`, "account");
     ctx.addFeature(`${NS_BOOKMARKS2}#compat-pep`, "account");
+  }
+  // XEP-0398: a vCard photo set by a client becomes the PEP avatar.
+  if (avatars !== undefined && vcardStore !== undefined) {
+    vcardStore.onChange((user, text) => avatars.fromVcard(face(parseJid(`${user}@${host}`)), text).catch(syncFailed));
+    ctx.addFeature(NS_CONVERSION, "account");
+    // XEP-0153 §3.2 / XEP-0398 §2.2: the owner's available presence carries the current avatar hash. Before the presence
+    // module (priority 0) broadcasts it; one storage read the first time, then a cache.
+    ctx.hook(
+      "pre-presence/self",
+      async (ev) => {
+        if (ev.stanza.attrs["type"] !== undefined) return undefined;
+        try {
+          const id = await avatars.currentId(face(ev.from.bare));
+          if (id !== undefined) stampPhoto(ev.stanza, id);
+        } catch (err) {
+          ctx.log.warn({ err }, "reading the avatar id for presence failed");
+        }
+        return undefined;
+      },
+      60,
+    );
   }
 
   // XEP-0163 §6 / XEP-0060 §5.2-5.4: the account shows the pubsub/pep identity, and lists the nodes the requester may see.
@@ -245,6 +276,7 @@ function setup(ctx: ModuleContext): void {
   // too); this also covers deletions that arrive as the event only.
   ctx.hook("account/deleted", async ({ host: h, username }) => {
     if (h !== host) return;
+    avatars?.forget(username);
     await store.deleteService(svcOf(username)).catch((err: unknown) => ctx.log.error({ err, username }, "deleting PEP nodes failed"));
   });
 
