@@ -4,6 +4,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createTestServer, type TestServer } from "../kit/server.ts";
+import { HEADER, RawClient } from "../kit/raw-client.ts";
+import { parseXml } from "../../src/xml/parser.ts";
+import { capsVer } from "../../src/xmpp/caps.ts";
 import { befriend, errorOf, event, events, iq, online, OWNER, PASSWORD, PUBSUB } from "./kit.ts";
 
 const USERS = ["ana", "ben", "cy", "dee", "eve", "fay", "gus", "hal", "ivy", "jo", "kim", "lu"];
@@ -39,6 +42,25 @@ test("the account advertises PEP: the pubsub/pep identity and the pubsub feature
   for (const f of ["publish", "publish-options", "auto-create", "retrieve-items", "access-presence", "access-open", "filtered-notifications"]) {
     assert.ok(features.includes(`${PUBSUB}#${f}`), f);
   }
+  c.close();
+});
+
+test("the server's own XEP-0115 caps are in the stream features and verify against its disco#info", async () => {
+  const c = await RawClient.connect(ts.c2sPort);
+  c.send(HEADER("localhost"));
+  await c.waitFor(/<\/stream:features>/);
+  await c.starttls("localhost");
+  c.send(HEADER("localhost"));
+  await c.waitFor(/<\/stream:features>/);
+  assert.ok(await c.authPlain("cy", PASSWORD));
+  const m = c.buffer.match(/<c xmlns='http:\/\/jabber.org\/protocol\/caps' hash='sha-1' node='([^']+)' ver='([^']+)'\/>/);
+  assert.ok(m, c.buffer);
+  c.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+  await c.waitFor(/<jid>/);
+  const info = await iq(c, `<query xmlns='http://jabber.org/protocol/disco#info' node='${m[1]}#${m[2]}'/>`, "get", "localhost");
+  const q = info.getChild("query")!;
+  assert.equal(q.attrs["node"], `${m[1]}#${m[2]}`);
+  assert.equal(capsVer(parseXml(q.toString())), m[2]);
   c.close();
 });
 

@@ -7,6 +7,10 @@ import { defineModule, type ModuleContext } from "../../core/module-api.ts";
 import type { Host } from "../../core/host.ts";
 import type { DiscoAccountExtension, DiscoAccounts, DiscoItem, DiscoNode, DiscoNodes } from "./api.ts";
 import type { Identity } from "../../core/module-api.ts";
+import { capsVer, NS_CAPS } from "../../xmpp/caps.ts";
+
+/** XEP-0115 §4: the URI naming this software in the server's caps. */
+export const CAPS_NODE = "urn:comity:server";
 
 /** disco#info and disco#items for one host; needs the Host to read what every module registered. */
 export function discoModule(host: Host) {
@@ -29,8 +33,28 @@ export function discoModule(host: Host) {
       };
       ctx.provide("disco-nodes", registry);
 
+      /** The host's own disco#info answer (identities, features, XEP-0128 forms). */
+      const hostInfo = (node?: string): Element => {
+        const q = new Element("query", NS_DISCO_INFO, node === undefined ? {} : { node });
+        for (const id of host.identities) q.c("identity", { category: id.category, type: id.type, ...(id.name ? { name: id.name } : {}) });
+        for (const f of [...host.features.host].sort()) q.c("feature", { var: f });
+        for (const ext of host.discoExtensions) {
+          const form = ext();
+          if (form) q.children.push(form);
+        }
+        return q;
+      };
+      // XEP-0115 for the server itself: c2s puts <c/> in stream features (from "server-caps"), and disco#info on
+      // node#ver answers the same as the host. Computed on first use, when every module has registered its features.
+      let ver: string | undefined;
+      const serverVer = (): string | undefined => (ver ??= capsVer(hostInfo()));
+      ctx.provide("server-caps", (): Element | undefined => {
+        const v = serverVer();
+        return v === undefined ? undefined : new Element("c", NS_CAPS, { hash: "sha-1", node: CAPS_NODE, ver: v });
+      });
       ctx.handleIq("get", "host", NS_DISCO_INFO, "query", (_iq, { from, payload }) => {
         const node = payload.attrs["node"];
+        if (node !== undefined && node === `${CAPS_NODE}#${serverVer() ?? ""}`) return hostInfo(node);
         if (node !== undefined) {
           const info = nodes.get(node)?.info?.(from);
           if (!info) throw new StanzaError("item-not-found");
@@ -39,14 +63,7 @@ export function discoModule(host: Host) {
           for (const f of info.features) q.c("feature", { var: f });
           return q;
         }
-        const q = new Element("query", NS_DISCO_INFO);
-        for (const id of host.identities) q.c("identity", { category: id.category, type: id.type, ...(id.name ? { name: id.name } : {}) });
-        for (const f of [...host.features.host].sort()) q.c("feature", { var: f });
-        for (const ext of host.discoExtensions) {
-          const form = ext();
-          if (form) q.children.push(form);
-        }
-        return q;
+        return hostInfo();
       });
       ctx.handleIq("get", "host", NS_DISCO_ITEMS, "query", (_iq, { from, payload }) => {
         const node = payload.attrs["node"];
