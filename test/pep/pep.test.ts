@@ -201,6 +201,9 @@ test("limits and bad input get XEP-0060 errors, never a crash", async () => {
   assert.equal(errorOf(await iq(c, `<pubsub xmlns='${PUBSUB}'><bogus node='node0'/></pubsub>`)).condition, "feature-not-implemented");
   assert.equal(errorOf(await iq(c, `<pubsub xmlns='${PUBSUB}'/>`)).condition, "bad-request");
   assert.equal(errorOf(await iq(c, items("node0", " max_items='-1'"), "get")).condition, "bad-request");
+  const manyIds = Array.from({ length: 300 }, (_, i) => `<item id='${i}'/>`).join("");
+  assert.equal(errorOf(await iq(c, items("node0", "", manyIds), "get")).condition, "not-acceptable");
+  assert.equal(errorOf(await iq(c, `<pubsub xmlns='${PUBSUB}'><retract node='node0'>${manyIds}</retract></pubsub>`)).condition, "not-acceptable");
   assert.equal(errorOf(await iq(c, `<pubsub xmlns='${PUBSUB}'><create node='node0'/></pubsub>`)).condition, "conflict");
   assert.equal(errorOf(await iq(c, items("node0"), "get", "nobody@localhost")).condition, "service-unavailable");
   // Still alive and answering.

@@ -51,6 +51,8 @@ export interface Face {
 
 const MAX_NODE_NAME = 1024;
 const MAX_ITEM_ID = 1024;
+/** Most items, subscriptions or affiliations one request may name: each is a storage operation. */
+const MAX_IDS_PER_REQUEST = 256;
 
 function nodeName(el: Element, required = true): string {
   const n = el.attrs["node"];
@@ -232,6 +234,7 @@ export class PubsubEngine {
     const node = nodeName(retract);
     const items = retract.getChildren("item", NS_PUBSUB);
     if (items.length === 0) throw pubsubError("bad-request", "item-required");
+    if (items.length > MAX_IDS_PER_REQUEST) throw new StanzaError("not-acceptable", { text: `at most ${MAX_IDS_PER_REQUEST} items per request` });
     const ids = items.map((i) => i.attrs["id"]);
     if (ids.some((id) => id === undefined || id === "")) throw pubsubError("bad-request", "item-required");
     const rec = await this.#existing(face, node);
@@ -313,7 +316,7 @@ export class PubsubEngine {
     let found: StoredItem[];
     if (ids.length > 0) {
       if (ids.some((id) => id === undefined || id === "")) throw pubsubError("bad-request", "item-required");
-      if (ids.length > 1000) throw new StanzaError("not-acceptable", { text: "at most 1000 item ids per request" });
+      if (ids.length > MAX_IDS_PER_REQUEST) throw new StanzaError("not-acceptable", { text: `at most ${MAX_IDS_PER_REQUEST} item ids per request` });
       found = await this.#store.itemsById(face.svc, node, ids as string[]);
     } else {
       const maxAttr = items.attrs["max_items"];
@@ -409,7 +412,9 @@ export class PubsubEngine {
       }
       case "set subscriptions": {
         // §8.8.2: the owner may only remove subscriptions here (approval workflows are not offered).
-        for (const s of action.getChildren("subscription", NS_PUBSUB_OWNER)) {
+        const subs = action.getChildren("subscription", NS_PUBSUB_OWNER);
+        if (subs.length > MAX_IDS_PER_REQUEST) throw new StanzaError("not-acceptable", { text: `at most ${MAX_IDS_PER_REQUEST} subscriptions per request` });
+        for (const s of subs) {
           const j = tryParseJid(s.attrs["jid"] ?? "");
           if (j === undefined) throw new StanzaError("jid-malformed");
           if (s.attrs["subscription"] !== "none") throw new StanzaError("not-acceptable", { text: "only subscription='none' is supported" });
@@ -425,7 +430,9 @@ export class PubsubEngine {
       }
       case "set affiliations": {
         const next = { ...rec.affiliations };
-        for (const a of action.getChildren("affiliation", NS_PUBSUB_OWNER)) {
+        const affs = action.getChildren("affiliation", NS_PUBSUB_OWNER);
+        if (affs.length > MAX_IDS_PER_REQUEST) throw new StanzaError("not-acceptable", { text: `at most ${MAX_IDS_PER_REQUEST} affiliations per request` });
+        for (const a of affs) {
           const j = tryParseJid(a.attrs["jid"] ?? "");
           if (j === undefined) throw new StanzaError("jid-malformed");
           const aff = a.attrs["affiliation"] as Affiliation | undefined;
