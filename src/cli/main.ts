@@ -15,6 +15,7 @@ import { registerBuddies } from "./buddies.ts";
 import { registerIncidents } from "./incidents.ts";
 import { registerStatus } from "./status.ts";
 import { registerStorage } from "./storage.ts";
+import { registerPubsub } from "./pubsub.ts";
 import { ControlError } from "../admin/control.ts";
 
 /** Build the command tree (exposed for tests and help generation). */
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerCert(program);
   registerUserCommands(program);
   registerStorage(program);
+  registerPubsub(program);
   return program;
 }
 

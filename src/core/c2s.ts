@@ -268,6 +268,8 @@ export class C2sSession implements LocalSession {
     }
     f.c("ver", {}, "urn:xmpp:features:rosterver"); // RFC 6121 §2.6.1
     f.c("sub", {}, "urn:xmpp:features:pre-approval"); // RFC 6121 §3.4.1
+    const caps = (this.#host?.provided.get("server-caps") as (() => Element | undefined) | undefined)?.(); // XEP-0115 §6.3
+    if (caps !== undefined) f.children.push(caps);
     return f;
   }
 

@@ -23,6 +23,7 @@ import federationPolicy from "./federation-policy/mod.ts";
 import muc from "./muc/mod.ts";
 import streamManagement from "./stream-management/mod.ts";
 import csi from "./csi/mod.ts";
+import pubsub from "./pubsub/mod.ts";
 
 /** Modules for one host (disco needs the host to read what the others registered). */
 export function builtinModules(host: Host): ModuleDefinition[] {
@@ -48,6 +49,7 @@ export function builtinModules(host: Host): ModuleDefinition[] {
     federationPolicy,
     streamManagement, // XEP-0198: c2s finds it by the name it provides ("stream-management")
     csi, // XEP-0352: c2s finds it as the stream extension for urn:xmpp:csi:0
+    pubsub, // XEP-0060/0163: PEP on every account; after disco (it extends the accounts' disco answers)
     muc, // only when hosts[].muc is set: a chat service on its own domain (XEP-0045)
   ];
 }

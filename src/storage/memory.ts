@@ -19,6 +19,7 @@ import type {
   StoredCredentials,
 } from "./types.ts";
 import { memoryArchiveStore } from "./archive.ts";
+import { memoryMaps } from "./map.ts";
 import { assertAudit, assertServerRosterEntry, auditLimit, copyServerRosterEntry } from "./server-roster.ts";
 
 /** NUL cannot appear in a JID part, so it separates the parts of a map key without ambiguity. */
@@ -58,6 +59,7 @@ export function createMemoryStorage(): Storage {
   let nextOfflineId = 1;
   let closed = false;
   const archive = memoryArchiveStore(() => live());
+  const maps = memoryMaps(() => live());
 
   const live = (): void => {
     if (closed) throw new StorageError("COMITY_ERR_STORAGE_CLOSED", "memory storage is closed");
@@ -120,6 +122,7 @@ export function createMemoryStorage(): Storage {
       else rosters.delete(owner);
       offline.delete(owner);
       archive.drop(owner);
+      maps.dropUser(host, username);
       return true;
     },
     async list(host) {
@@ -332,6 +335,7 @@ export function createMemoryStorage(): Storage {
       }
       return kv;
     },
+    map: maps,
     async close() {
       closed = true;
     },

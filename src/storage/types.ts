@@ -289,6 +289,41 @@ export interface ArchiveStore {
   clear(host: string, username: string): Promise<void>;
 }
 
+/** One entry of a {@link MapStore}. */
+export interface MapEntry {
+  key: string;
+  value: string;
+  /** When it was last set, ms since the epoch. */
+  updatedAt: number;
+}
+
+/**
+ * A generic stored kind (STYLE.md §5, Prosody's "map" store): per (host, owner), a named map from key to value, kept in
+ * the order of the last write to each key. The owner is a username, "" for host-wide data, or a compound name a module
+ * builds (e.g. "alice/urn:xmpp:avatar:data"; "/" cannot occur in a localpart, RFC 7622 §3.3.1). Hosts, owners, keys and
+ * values are strings without U+0000. Modules that need a new table of per-owner documents ask for a named map instead.
+ */
+export interface MapStore {
+  get(host: string, owner: string, key: string): Promise<string | undefined>;
+  /** Several keys at once; the result holds only keys that exist. */
+  getMany(host: string, owner: string, keys: readonly string[]): Promise<Map<string, string>>;
+  /** Insert or replace; either way the key becomes the owner's newest. */
+  set(host: string, owner: string, key: string, value: string): Promise<void>;
+  /** Resolves true when the key existed. */
+  delete(host: string, owner: string, key: string): Promise<boolean>;
+  /** Entries oldest first (`newestFirst`: newest first), at most `limit`. */
+  entries(host: string, owner: string, opts?: { limit?: number; newestFirst?: boolean }): Promise<MapEntry[]>;
+  /** Keys in the same order as {@link entries}. */
+  keys(host: string, owner: string, opts?: { limit?: number; newestFirst?: boolean }): Promise<string[]>;
+  count(host: string, owner: string): Promise<number>;
+  /** Keep only the `keep` newest entries; resolves the removed keys (in no particular order). */
+  trim(host: string, owner: string, keep: number): Promise<string[]>;
+  /** Remove every entry of the owner; resolves how many there were. */
+  clear(host: string, owner: string): Promise<number>;
+  /** Owners on the host with at least one entry (optionally only those starting with `prefix`), in byte order. */
+  owners(host: string, opts?: { prefix?: string }): Promise<string[]>;
+}
+
 /** The storage root handed to the server and modules. */
 export interface Storage {
   readonly kind: "sqlite" | "postgres" | "memory";
@@ -303,5 +338,7 @@ export interface Storage {
   readonly archive: ArchiveStore;
   /** Named key/value store, e.g. storage.keyval("private"). */
   keyval(name: string): KeyValueStore;
+  /** Named map store of the generic map kind, e.g. storage.map("pubsub-items"). */
+  map(name: string): MapStore;
   close(): Promise<void>;
 }

@@ -106,6 +106,20 @@ export const HostSchema = Type.Object(
         { additionalProperties: false, description: "Multi-user chat service (XEP-0045) on its own domain; absent: no chat rooms. Persistent rooms are stored (history is not)" },
       ),
     ),
+    pubsub: Type.Optional(
+      Type.Object(
+        {
+          domain: Type.String({ minLength: 1, description: "Domain of the publish-subscribe service, e.g. `pubsub.example.org` (federation needs DNS for it too)" }),
+          name: Type.String({ default: "Publish-Subscribe", description: "Service name shown by service discovery" }),
+          create: Type.Union([Type.Literal("admins"), Type.Literal("users"), Type.Literal("anyone")], {
+            default: "users",
+            description: "Who may create nodes: the host's `admins`, its `users` (local accounts), or `anyone` (remote users too)",
+          }),
+          max_nodes: Type.Integer({ minimum: 1, maximum: 1000000, default: 1000, description: "Most nodes of the service (more: resource-constraint + max-nodes-exceeded)" }),
+        },
+        { additionalProperties: false, description: "Standalone publish-subscribe service (XEP-0060) on its own domain; absent: none (PEP on accounts is always on)" },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -361,6 +375,48 @@ export const ConfigSchema = Type.Object(
         }),
       },
       { default: {}, additionalProperties: false, description: "Client State Indication (XEP-0352); see src/modules/csi/README.md" },
+    ),
+    pubsub: Type.Object(
+      {
+        max_item_bytes: Type.Integer({
+          minimum: 1024,
+          maximum: 1048576,
+          default: 131072,
+          description: "Largest payload of one published item, bytes (larger: not-acceptable + payload-too-big); avatars and OMEMO bundles fit",
+        }),
+        max_items_per_node: Type.Integer({
+          minimum: 1,
+          maximum: 10000,
+          default: 256,
+          description: "Most items one node keeps; pubsub#max_items may not exceed it and \"max\" means this value (Prosody: 256)",
+        }),
+        max_nodes_per_account: Type.Integer({
+          minimum: 1,
+          maximum: 10000,
+          default: 128,
+          description: "Most PEP nodes one account may have (more: resource-constraint + max-nodes-exceeded)",
+        }),
+        max_subscriptions_per_node: Type.Integer({
+          minimum: 1,
+          maximum: 100000,
+          default: 256,
+          description: "Most explicit subscriptions (and affiliations) of one node (more: policy-violation + too-many-subscriptions)",
+        }),
+        caps_cache_size: Type.Integer({
+          minimum: 10,
+          maximum: 1000000,
+          default: 2000,
+          description: "Verified entity capabilities (XEP-0115 ver strings) remembered for +notify interest; least recently used dropped",
+        }),
+        max_tracked_resources: Type.Integer({
+          minimum: 100,
+          maximum: 10000000,
+          default: 100000,
+          description: "Most available full JIDs whose capabilities PEP tracks at once; the oldest are forgotten beyond it",
+        }),
+        caps_timeout_ms: Type.Integer({ minimum: 500, maximum: 120000, default: 10000, description: "How long to wait for a client's disco#info answer to its caps" }),
+      },
+      { default: {}, additionalProperties: false, description: "Publish-subscribe (XEP-0060) and PEP (XEP-0163) on every account" },
     ),
     vcard: Type.Object(
       { max_size: Type.Integer({ minimum: 1024, default: 131072, description: "Largest vCard (XEP-0054) or private XML document (XEP-0049) stored, bytes" }) },

@@ -2,7 +2,7 @@
 // for host admins only. Decisions go through the same control methods as `comity buddies ...` and are recorded with
 // via "api" and the admin's JID as actor. Reference: docs/admin-console.md.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { prepareDomain } from "../../xmpp/jid.ts";
+import { prepareDomain, tryParseJid } from "../../xmpp/jid.ts";
 import { sendJson, type HttpHandler } from "../server.ts";
 import type { AdminAuth, AdminIdentity } from "./auth.ts";
 import { AdminOps, HttpError, isBuddyAction, mediaType, readBody, type DecisionInput } from "./ops.ts";
@@ -220,6 +220,24 @@ export function apiHandler(auth: AdminAuth, ops: AdminOps): HttpHandler {
           const host = hostOf(admin, body.host ?? q.get("host"));
           const entry = await ops.decide(admin, "api", host, action, peer, body);
           return [200, { host, peer: entry?.peer ?? peer, action, entry }];
+        },
+      },
+    },
+    {
+      // PEP (XEP-0163): which accounts keep nodes, and one account's nodes without their payloads.
+      path: /^\/api\/pep$/,
+      methods: {
+        GET: async ({ url, admin }) => [200, await ops.pepAccounts(hostsFor(admin, query(url, ["host"]).get("host")))],
+      },
+    },
+    {
+      path: /^\/api\/pep\/([^/]+)$/,
+      methods: {
+        GET: async ({ url, admin, params }) => {
+          query(url, []);
+          const jid = tryParseJid(decodeSegment(params[0]!));
+          if (jid === undefined || jid.local === "" || jid.resource !== "") throw new HttpError(400, "COMITY_ERR_HTTP_BAD_REQUEST", "give an account's bare JID");
+          return [200, await ops.pepNodes(hostOf(admin, jid.domain), jid.bareString())];
         },
       },
     },

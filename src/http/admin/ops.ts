@@ -8,6 +8,7 @@ import type { Logger } from "../../core/log.ts";
 import type { AuditRecord, BuddyEntry } from "../../modules/server-buddies/api.ts";
 import type { HostBuddyMetrics } from "../../modules/server-buddies/control.ts";
 import type { IncidentSummary } from "../../modules/incidents/mod.ts";
+import type { PepAccountSummary, PepNodeSummary } from "../../modules/pubsub/admin.ts";
 import type { ServerStatus } from "../../server.ts";
 import type { AdminIdentity } from "./auth.ts";
 
@@ -164,6 +165,19 @@ export class AdminOps {
   }
 
   /** Incident records (XEP-0268) of these hosts, without their payloads, newest first. */
+  /** Accounts of these hosts with PEP nodes (`comity pubsub list`); empty when the pubsub module is not loaded. */
+  async pepAccounts(hosts: string[]): Promise<(PepAccountSummary & { host: string })[]> {
+    if (!this.has("pubsub.list")) return [];
+    const out: (PepAccountSummary & { host: string })[] = [];
+    for (const host of hosts) for (const a of await this.call<PepAccountSummary[]>("pubsub.list", { host })) out.push({ host, ...a });
+    return out;
+  }
+
+  /** One account's PEP nodes: names, access models, sizes; never payloads (`comity pubsub show`). */
+  pepNodes(host: string, account: string): Promise<{ account: string; nodes: PepNodeSummary[] }> {
+    return this.call("pubsub.show", { host, account });
+  }
+
   async incidents(hosts: string[], opts: { status?: string; limit?: number } = {}): Promise<IncidentSummary[]> {
     const out: IncidentSummary[] = [];
     for (const host of hosts) out.push(...(await this.call<IncidentSummary[]>("incidents.list", { host, ...opts })));

@@ -24,3 +24,21 @@ export interface DiscoNodes {
   /** Answer disco#info / disco#items queries for `node` on the host; throws if the node is taken. */
   add(node: string, handler: DiscoNode): void;
 }
+
+/**
+ * What a module adds to the disco answers of local accounts (e.g. PEP's pubsub/pep identity and its nodes, XEP-0163 §6),
+ * obtained per host with `ctx.use<DiscoAccounts>("disco-accounts")`. Each answer may be async. For a requester other
+ * than the account itself, the account answers only when some extension returns something (otherwise
+ * service-unavailable, so nothing about the account leaks to strangers).
+ */
+export interface DiscoAccountExtension {
+  /** disco#info of the account (`node` undefined) or of one of its nodes; undefined: nothing to add / no such node. */
+  info?(from: Jid, account: Jid, node: string | undefined): Promise<{ identities: Identity[]; features: string[] } | undefined> | { identities: Identity[]; features: string[] } | undefined;
+  /** disco#items of the account (`node` undefined) or of one of its nodes; undefined: nothing visible to this requester. */
+  items?(from: Jid, account: Jid, node: string | undefined): Promise<DiscoItem[] | undefined> | DiscoItem[] | undefined;
+}
+
+/** Registry of account disco extensions, provided by the disco module. */
+export interface DiscoAccounts {
+  add(ext: DiscoAccountExtension): void;
+}

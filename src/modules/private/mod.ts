@@ -27,6 +27,17 @@ function fragments(query: Element): Element[] {
   return list;
 }
 
+/**
+ * What the private module offers other modules of its host as "private-xml": change notices and direct access, so PEP
+ * can keep XEP-0048 bookmarks and XEP-0402 bookmarks in sync (XEP-0402 §3 "#compat"). Writes through `set` tell no
+ * listener (the writer is the one keeping things in sync).
+ */
+export interface PrivateXmlApi {
+  onChange(listener: (username: string, key: string, value: string | undefined) => void | Promise<void>): void;
+  get(username: string, key: string): Promise<string | undefined>;
+  set(username: string, key: string, value: string | undefined): Promise<void>;
+}
+
 export default defineModule({
   name: "private",
   protocol: [{ xep: 49, version: "1.2" }],
@@ -37,6 +48,12 @@ export default defineModule({
     // Also on the server's disco#info, where clients such as poezio look for it before using XEP-0048 bookmarks in
     // private storage (Prosody lists it there too); the data is still the account's own (§2).
     ctx.addFeature(NS_PRIVATE);
+    const listeners: Parameters<PrivateXmlApi["onChange"]>[0][] = [];
+    ctx.provide("private-xml", {
+      onChange: (listener) => void listeners.push(listener),
+      get: (username, key) => store.get(ctx.host, username, key),
+      set: (username, key, value) => store.set(ctx.host, username, key, value),
+    } satisfies PrivateXmlApi);
 
     const own = (from: Jid, to: Jid): void => {
       // §3: another user's data is forbidden (the XEP prefers it over service-unavailable).
@@ -67,6 +84,7 @@ export default defineModule({
         return [fragmentKey(el), text];
       });
       for (const [key, value] of writes) await store.set(ctx.host, to.local, key, value);
+      for (const [key, value] of writes) for (const l of listeners) await l(to.local, key, value);
     };
 
     ctx.handleIq("get", "account", NS_PRIVATE, "query", get);

@@ -11,6 +11,16 @@ export const NS_VCARD = "vcard-temp";
 const STORE = "vcard";
 const KEY = "vcard";
 
+/**
+ * What the vcard module offers other modules of its host as "vcard": change notices and direct access, so PEP can
+ * convert between vCard photos and XEP-0084 avatars (XEP-0398). Writes through `set` tell no listener.
+ */
+export interface VcardApi {
+  onChange(listener: (username: string, vcard: string | undefined) => void | Promise<void>): void;
+  get(username: string): Promise<string | undefined>;
+  set(username: string, vcard: string | undefined): Promise<void>;
+}
+
 export default defineModule({
   name: "vcard",
   protocol: [{ xep: 54, version: "1.2" }],
@@ -19,6 +29,15 @@ export default defineModule({
     const maxSize = ctx.config.vcard.max_size;
     ctx.addFeature(NS_VCARD);
     ctx.addFeature(NS_VCARD, "account");
+    const listeners: Parameters<VcardApi["onChange"]>[0][] = [];
+    const changed = async (username: string, vcard: string | undefined) => {
+      for (const l of listeners) await l(username, vcard);
+    };
+    ctx.provide("vcard", {
+      onChange: (listener) => void listeners.push(listener),
+      get: (username) => store.get(ctx.host, username, KEY),
+      set: (username, vcard) => store.set(ctx.host, username, KEY, vcard),
+    } satisfies VcardApi);
 
     ctx.handleIq("get", "account", NS_VCARD, "vCard", async (_iq, { to }) => {
       const stored = await store.get(ctx.host, to.local, KEY);
@@ -34,6 +53,7 @@ export default defineModule({
       if (!from.bare.equals(to.bare)) throw new StanzaError("forbidden");
       if (payload.elements.length === 0 && payload.text().trim() === "" && Object.keys(payload.attrs).length === 0) {
         await store.set(ctx.host, to.local, KEY, undefined); // an empty vCard removes the stored one
+        await changed(to.local, undefined);
         return;
       }
       const text = serialize(payload, "");
@@ -41,6 +61,7 @@ export default defineModule({
         throw new StanzaError("not-acceptable", { text: `vCard larger than ${maxSize} bytes` });
       }
       await store.set(ctx.host, to.local, KEY, text);
+      await changed(to.local, text);
     });
   },
 });

@@ -28,6 +28,8 @@ async function snapshot(s: Storage) {
     abuse: await s.abuseReports.list(H),
     counts: await s.abuseReports.counts(H),
     archive: await s.archive.query(H, "romeo", { max: 10 }),
+    map: await s.map("pubsub-items").entries(H, "romeo/n"),
+    mapOwners: await s.map("pubsub-items").owners(H),
   };
 }
 
@@ -63,6 +65,10 @@ describe("copy from SQLite to PostgreSQL", { skip }, () => {
     await s.abuseReports.add({ host: H, account: "romeo@montague.lit", peer: "p.example", reason: "urn:xmpp:reporting:spam", text: "spam", payload: "<report/>", at: 12 });
     await s.archive.append(H, "romeo", { with: "juliet@capulet.lit", direction: "out", stanza: "<message><body>ü</body></message>", timestamp: 1_700_000_000_000 });
     await s.archive.append(H, "romeo", { with: "juliet@capulet.lit", direction: "in", stanza: "<message><body>2</body></message>", timestamp: 1_700_000_000_001 });
+    const items = s.map("pubsub-items");
+    for (const k of ["a", "b", "c"]) await items.set(H, "romeo/n", k, `<item id='${k}'/>`);
+    await items.set(H, "romeo/n", "a", "<item id='a'>again</item>"); // a is now the newest
+    await items.set(H, "juliet/n", "x", "y");
     expected = await snapshot(s);
     await s.close();
   });
@@ -77,6 +83,7 @@ describe("copy from SQLite to PostgreSQL", { skip }, () => {
     assert.equal(result.tables["offline_messages"], 2);
     assert.equal(result.tables["roster_versions"], 2);
     assert.equal(result.tables["archive_messages"], 2, "message archives move too");
+    assert.equal(result.tables["map_entries"], 4, "the generic map kind moves too");
     const s = await openPostgresStorage({ url: TEST_POSTGRES_URL, schema });
     try {
       assert.deepEqual(await snapshot(s), expected);
@@ -86,6 +93,9 @@ describe("copy from SQLite to PostgreSQL", { skip }, () => {
       assert.ok((await s.offline.list(H, "juliet")).at(-1)!.id > deletedOfflineId);
       const audit = await s.serverRoster.appendAudit(H, "x.example", { action: "a", actor: "b", via: "c" });
       assert.ok(audit > Math.max(...expected.audit.map((a) => a.id)));
+      // A write after the copy still becomes its owner's newest entry.
+      await s.map("pubsub-items").set(H, "romeo/n", "d", "d");
+      assert.deepEqual(await s.map("pubsub-items").keys(H, "romeo/n"), ["b", "c", "a", "d"]);
       assert.ok((await s.incidents.add({ ...expected.incidents[0]!, id: undefined } as never)).id > expected.incidents[0]!.id);
     } finally {
       await s.close();

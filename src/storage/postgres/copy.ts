@@ -18,7 +18,7 @@ interface TableSpec {
   identity?: string;
 }
 
-/** Every table of schema version 5, in an order where nothing depends on a later one (there are no foreign keys). */
+/** Every table of schema version 6, in an order where nothing depends on a later one (there are no foreign keys). */
 const TABLES: TableSpec[] = [
   { name: "accounts", columns: [["host", "text"], ["username", "text"], ["credentials", "jsonb"], ["created_at", "bigint"]] },
   { name: "keyval", columns: [["store", "text"], ["host", "text"], ["username", "text"], ["key", "text"], ["value", "text"]] },
@@ -59,6 +59,13 @@ const TABLES: TableSpec[] = [
     name: "archive_messages",
     identity: "id",
     columns: [["id", "bigint"], ["host", "text"], ["username", "text"], ["with_jid", "text"], ["direction", "text"], ["stanza", "text"], ["stamp", "float8"]],
+  },
+  {
+    // The generic map kind: SQLite's seq is per owner, PostgreSQL's one sequence continues after the highest copied value,
+    // so every later write still lands after the copied entries of its owner.
+    name: "map_entries",
+    identity: "seq",
+    columns: [["store", "text"], ["host", "text"], ["owner", "text"], ["key", "text"], ["value", "text"], ["seq", "bigint"], ["updated_at", "bigint"]],
   },
 ];
 

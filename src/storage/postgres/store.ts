@@ -13,6 +13,7 @@ import type {
   AccountStore,
   IncidentStore,
   KeyValueStore,
+  MapStore,
   OfflineStore,
   RosterItem,
   RosterStore,
@@ -25,6 +26,7 @@ import type {
 } from "../types.ts";
 import { assertAudit, assertServerRosterEntry, auditLimit, copyServerRosterEntry } from "../server-roster.ts";
 import { PG_MIGRATIONS, type Migration } from "./migrations.ts";
+import { pgMaps } from "./map.ts";
 
 /** Options of {@link openPostgresStorage}. */
 export interface PostgresStorageOptions {
@@ -153,7 +155,7 @@ function named(name: string, text: string): (values: unknown[]) => Query {
 const RETRYABLE = new Set(["40001", "40P01"]);
 
 /** The connection pool with the bookkeeping every store shares: closed state, error mapping, transactions. */
-class Db {
+export class Db {
   readonly pool: pg.Pool;
   readonly where: string;
   #closed = false;
@@ -427,6 +429,8 @@ const Q = {
   updateCredentials: named("update_credentials", "UPDATE accounts SET credentials = $1::jsonb WHERE host = $2 AND username = $3"),
   deleteAccount: named("delete_account", "DELETE FROM accounts WHERE host = $1 AND username = $2"),
   deleteUserKeyval: named("delete_user_keyval", "DELETE FROM keyval WHERE host = $1 AND username = $2"),
+  // As in SQLite: owner = username or owner in ["username/", "username0") (byte order under COLLATE "C").
+  deleteUserMaps: named("delete_user_maps", "DELETE FROM map_entries WHERE host = $1 AND (owner = $2 OR (owner >= $2 || '/' AND owner < $2 || '0'))"),
   deleteUserRoster: named("delete_user_roster", "DELETE FROM roster_items WHERE host = $1 AND username = $2"),
   // The version outlives the account (one step past its last roster), as in SQLite (RFC 6121 §2.6).
   retireUserRosterVersion: named("retire_user_roster_version", "UPDATE roster_versions SET version = version + 1 WHERE host = $1 AND username = $2"),
@@ -527,9 +531,11 @@ class PostgresStorage implements Storage {
   readonly archive: ArchiveStore;
   readonly #db: Db;
   readonly #keyvals = new Map<string, KeyValueStore>();
+  readonly #maps: (name: string) => MapStore;
 
   constructor(db: Db) {
     this.#db = db;
+    this.#maps = pgMaps(db);
     this.accounts = pgAccounts(db);
     this.rosters = pgRosters(db);
     this.offline = pgOffline(db);
@@ -546,6 +552,11 @@ class PostgresStorage implements Storage {
       this.#keyvals.set(name, kv);
     }
     return kv;
+  }
+
+  map(name: string): MapStore {
+    assertStoreName(name);
+    return this.#maps(name);
   }
 
   async close(): Promise<void> {
@@ -603,6 +614,7 @@ function pgAccounts(db: Db): AccountStore {
         for (const q of [Q.deleteUserKeyval, Q.deleteUserRoster, Q.retireUserRosterVersion, Q.deleteUserPendingIn, Q.deleteUserOffline, Q.deleteUserArchive]) {
           await c.query(q([host, username]));
         }
+        await c.query(Q.deleteUserMaps([host, username]));
         return true;
       });
     },

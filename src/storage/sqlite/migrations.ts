@@ -183,6 +183,28 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX archive_messages_by_with ON archive_messages (host, username, with_jid, id);
     `,
   },
+  {
+    id: 6,
+    name: "map-kind",
+    sql: `
+      -- The generic map kind (types.ts MapStore): per (store, host, owner) a map from key to value, ordered by seq, the
+      -- position of the last write. seq grows per owner (max + 1 on each write), which is all the order needs. Owners are
+      -- usernames or module-built names, so there is no foreign key; modules delete their rows on account deletion.
+      CREATE TABLE map_entries (
+        store TEXT NOT NULL,
+        host TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (store, host, owner, key)
+      ) WITHOUT ROWID;
+      CREATE INDEX map_entries_by_seq ON map_entries (store, host, owner, seq);
+      -- account deletion removes the user's rows of every store: owner = username, or owner starting with "username/"
+      CREATE INDEX map_entries_by_owner ON map_entries (host, owner);
+    `,
+  },
 ];
 
 /** The newest schema version this code can read and write. */

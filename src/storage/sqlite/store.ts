@@ -3,6 +3,7 @@ import { toIncident, type ArchiveRow, type IncidentRow } from "../rows.ts";
 import { closeSync, openSync } from "node:fs";
 import type { Worker } from "node:worker_threads";
 import { startArchiveWriter } from "./archive-writer.ts";
+import { sqliteMaps } from "./map.ts";
 import Database from "better-sqlite3";
 import { assertIds, assertKeyvalValue, assertOfflinePush, assertRosterItem, assertStoreName, StorageError } from "../errors.ts";
 import { archiveSeq, assertArchiveMessage, assertArchiveQuery, assertArchiveTrim } from "../archive.ts";
@@ -15,6 +16,7 @@ import type {
   Account,
   AccountStore,
   KeyValueStore,
+  MapStore,
   OfflineStore,
   RosterItem,
   RosterStore,
@@ -189,6 +191,11 @@ function prepareStatements(db: Db) {
     deleteUserPendingIn: db.prepare<Owner>("DELETE FROM roster_pending_in WHERE host = ? AND username = ?"),
     deleteUserOffline: db.prepare<Owner>("DELETE FROM offline_messages WHERE host = ? AND username = ?"),
     deleteUserArchive: db.prepare<Owner>("DELETE FROM archive_messages WHERE host = ? AND username = ?"),
+    // The user's rows of every map store: owner = username, or a module-built owner "username/..." (the range
+    // ["username/", "username0") holds exactly those in byte order, since "0" follows "/").
+    deleteUserMaps: db.prepare<[string, string, string, string]>(
+      "DELETE FROM map_entries WHERE host = ? AND (owner = ? OR (owner >= ? AND owner < ?))",
+    ),
     listAccounts: db.prepare<[string], string>("SELECT username FROM accounts WHERE host = ? ORDER BY username").pluck(),
     countAccounts: db.prepare<[string], number>("SELECT count(*) FROM accounts WHERE host = ?").pluck(),
     kvGet: db.prepare<[string, string, string, string], string>("SELECT value FROM keyval WHERE store = ? AND host = ? AND username = ? AND key = ?").pluck(),
@@ -268,6 +275,7 @@ class SqliteStorage implements Storage {
   readonly #stopArchive: () => Promise<void>;
   readonly #db: Db;
   readonly #keyvals = new Map<string, KeyValueStore>();
+  readonly #maps: (name: string) => MapStore;
   /** The cached statements, or a StorageError once closed (better-sqlite3's own error would be a TypeError). */
   readonly #live: () => Statements;
   #closed = false;
@@ -287,6 +295,12 @@ class SqliteStorage implements Storage {
     this.offline = sqliteOffline(db, this.#live);
     this.serverRoster = sqliteServerRoster(db, this.#live);
     ({ incidents: this.incidents, abuseReports: this.abuseReports } = sqliteIncidentStores(db, this.#live));
+    this.#maps = sqliteMaps(db, this.#live);
+  }
+
+  map(name: string): MapStore {
+    assertStoreName(name);
+    return this.#maps(name);
   }
 
   keyval(name: string): KeyValueStore {
@@ -334,6 +348,7 @@ function sqliteAccounts(db: Db, live: () => Statements, drainArchive: () => Prom
     st.deleteUserPendingIn.run(host, username);
     st.deleteUserOffline.run(host, username);
     st.deleteUserArchive.run(host, username);
+    st.deleteUserMaps.run(host, username, `${username}/`, `${username}0`);
     return true;
   });
 
