@@ -21,6 +21,7 @@ import incidents from "./incidents/mod.ts";
 import federationPolicy from "./federation-policy/mod.ts";
 import muc from "./muc/mod.ts";
 import streamManagement from "./stream-management/mod.ts";
+import upload from "./upload/mod.ts";
 
 /** Modules for one host (disco needs the host to read what the others registered). */
 export function builtinModules(host: Host): ModuleDefinition[] {
@@ -45,5 +46,6 @@ export function builtinModules(host: Host): ModuleDefinition[] {
     federationPolicy,
     streamManagement, // XEP-0198: c2s finds it by the name it provides ("stream-management")
     muc, // only when hosts[].muc is set: a chat service on its own domain (XEP-0045)
+    upload, // only when hosts[].upload is set: XEP-0363 on its own domain, files served by the HTTP listener
   ];
 }
