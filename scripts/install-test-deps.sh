@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond npm packages, from Debian's archive:
 # python3-slixmpp and python3-aioxmpp (real XMPP client libraries used by the interop tests), python3-aiohttp (their
-# HTTP upload code), curl (the XEP-0363 upload test), openssl, and chromium (the admin console's and Converse.js's
+# HTTP upload code), curl and nginx-light (the XEP-0363 upload tests: a real HTTP client, and the documented reverse
+# proxy in front), openssl, and chromium (the admin console's and Converse.js's
 # browser tests drive it with playwright-core).
 # Idempotent: runs apt-get only when something is missing. Uses sudo when not root.
 set -euo pipefail
-packages=(python3-slixmpp python3-aioxmpp python3-aiohttp curl openssl chromium)
+packages=(python3-slixmpp python3-aioxmpp python3-aiohttp curl nginx-light openssl chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

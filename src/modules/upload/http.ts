@@ -103,8 +103,18 @@ export function uploadHttpHandler(service: UploadService, prefix: string) {
 }
 
 async function put(service: UploadService, req: IncomingMessage, res: ServerResponse, url: URL, id: string, name: string): Promise<void> {
-  // A refused PUT's body is never read: the connection closes rather than draining megabytes.
-  const fail = (status: number, text: string, headers: Record<string, string> = {}) => plain(res, status, text, { connection: "close", ...headers });
+  // A refused PUT's body is read and dropped when its declared length is within what this service accepts anyway:
+  // closing at once would reset a reverse proxy still sending it (nginx answers 502 instead of our status). Without
+  // a length, or with a larger one, the connection closes.
+  const fail = (status: number, text: string, headers: Record<string, string> = {}) => {
+    const length = Number(req.headers["content-length"] ?? Number.NaN);
+    const drain = Number.isSafeInteger(length) && length <= service.opts.maxFileSize && !req.destroyed;
+    if (drain) {
+      req.setTimeout(IDLE_MS, () => req.destroy());
+      req.resume();
+    }
+    plain(res, status, text, drain ? headers : { connection: "close", ...headers });
+  };
   const slot = await service.store.getSlot(id);
   // An unknown slot and a wrong token look the same: nothing says which slot ids exist.
   if (!slot || slot.name !== name || !service.validToken(id, url.searchParams.get("token"))) return fail(403, "not a valid upload URL");
