@@ -277,3 +277,24 @@ test("deleting an account deletes its files, whether the event reaches the modul
   assert.ok(!existsSync(join(filesDir(ts), idOf(urls["mercutio"]!))));
   assert.equal(await service.store.getSlot(idOf(urls["mercutio"]!)), undefined);
 });
+
+test("a stopping server cuts a download in progress instead of waiting for a slow reader", async () => {
+  const t = await uploadServer({ max_file_size: 50_000_000 });
+  servers.push(t);
+  const c = await login(t, "juliet", "balcony");
+  const body = randomBytes(40_000_000);
+  const slot = slotOrThrow(await requestSlot(c, "big.bin", body.length));
+  assert.equal((await fetch(slot.put, { method: "PUT", body })).status, 201);
+  const { request } = await import("node:http");
+  // A reader that takes the headers and then reads nothing: the server's socket buffers fill and it must wait.
+  const stalled = await new Promise<import("node:http").IncomingMessage>((resolve, reject) => request(slot.get, (res) => {
+    res.pause();
+    resolve(res);
+  }).on("error", reject).end());
+  assert.equal(stalled.statusCode, 200);
+  const t0 = Date.now();
+  await t.stop();
+  servers.splice(servers.indexOf(t), 1);
+  assert.ok(Date.now() - t0 < 10_000, `stop took ${Date.now() - t0} ms`);
+  stalled.destroy();
+});

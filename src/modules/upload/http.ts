@@ -231,9 +231,12 @@ async function get(service: UploadService, req: IncomingMessage, res: ServerResp
     res.end();
     return;
   }
+  service.downloads.add(res);
   try {
     await pipeline(createReadStream(service.filePath(id), { start, end }), res);
   } catch {
-    res.destroy(); // the client went away, or the file did (expired mid-download)
+    res.destroy(); // the client went away, the file did (expired mid-download), or the server is stopping
+  } finally {
+    service.downloads.delete(res);
   }
 }

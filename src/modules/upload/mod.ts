@@ -60,6 +60,7 @@ async function setup(ctx: ModuleContext): Promise<void> {
   ctx.hook("server/stopping", async () => {
     service.stopSweeper();
     for (const up of service.active.values()) up.abort();
+    for (const down of service.downloads) down.destroy();
     await service.idle(); // the storage closes after this event
   });
   log.info({ path, url: cfg.url, maxFileSize: cfg.max_file_size }, "HTTP file upload service ready");

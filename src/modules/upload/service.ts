@@ -70,6 +70,8 @@ export class UploadService {
   #secret: Buffer | undefined;
   /** Slots whose PUT is being received: the sweeper and account deletion leave their files to the upload. */
   readonly active = new Map<string, { owner: string; abort(): void }>();
+  /** Downloads being sent: a stopping server cuts them rather than wait for slow readers of large files. */
+  readonly downloads = new Set<{ destroy(): void }>();
   /** Recently served slot documents (GET is the hot path); bounded, dropped when a slot goes. */
   readonly #cache = new Map<string, SlotRecord>();
   #sweeper: NodeJS.Timeout | undefined;
