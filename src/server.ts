@@ -11,7 +11,7 @@ import { Router } from "./core/router.ts";
 import { SessionRegistry } from "./core/sessions.ts";
 import { AuthThrottle } from "./core/auth-throttle.ts";
 import { C2sSession, type C2sDeps } from "./core/c2s.ts";
-import { listen } from "./net/listen.ts";
+import { listen, parseListenAddress } from "./net/listen.ts";
 import { listenDirectTls } from "./net/direct-tls.ts";
 import { Events } from "./core/events.ts";
 import { readFileSync } from "node:fs";
@@ -30,6 +30,7 @@ import { mountWebSocket } from "./http/websocket.ts";
 import { mountHostMeta } from "./http/host-meta.ts";
 import { mountBosh } from "./http/bosh.ts";
 import { mountAdmin } from "./http/admin/mount.ts";
+import { HttpRoutes } from "./core/http-routes.ts";
 
 /** Where each listener ended up (useful with port 0 in tests). */
 export interface BoundAddresses {
@@ -85,6 +86,8 @@ export class ComityServer {
   #controlServer: NetServer | undefined;
   /** The HTTP listeners (WebSocket, admin console, API), when `http.listen` or `http.tls_listen` is set. */
   http: HttpService | undefined;
+  /** Paths modules serve on the HTTP listeners (e.g. XEP-0363 uploads), mounted when they start. */
+  readonly httpRoutes = new HttpRoutes();
 
   private constructor(config: Config, log: Logger, storage: Storage, certs: Map<string, HostCertificate>) {
     this.config = config;
@@ -118,11 +121,12 @@ export class ComityServer {
   static async create(config: Config, log: Logger, opts: { storage?: Storage } = {}): Promise<ComityServer> {
     const storage = opts.storage ?? (await openStorage(storageOptions(config)));
     const certs = await loadCertificates(config, log);
-    // A host's service domains (hosts[].muc.domain) use the host's certificate (the generated one covers
+    // A host's service domains (hosts[].muc.domain, hosts[].upload.domain) use the host's certificate (the generated one covers
     // *.domain): TLS on s2s streams to that domain, and SASL EXTERNAL from it when the certificate covers it.
     for (const h of config.hosts) {
       const cert = certs.get(h.domain);
       if (h.muc && cert && !certs.has(h.muc.domain)) certs.set(h.muc.domain, cert);
+      if (h.upload && cert && !certs.has(h.upload.domain)) certs.set(h.upload.domain, cert);
     }
     // External components' domains likewise use their owning host's certificate on s2s.
     for (const svc of config.components.services) {
@@ -142,6 +146,7 @@ export class ComityServer {
           request: (iq, timeoutMs) => server.router.request(iq, timeoutMs),
           control: server.control,
           components: server.router.components,
+          http: server.httpRoutes,
         });
       }
     }
@@ -260,10 +265,18 @@ export class ComityServer {
     if (cfg.admin_console || cfg.api) {
       mountAdmin(http, { config: this.config, hosts: this.hosts, storage: this.storage, log: this.log, control: this.control, throttle: this.#c2sDeps.throttle });
     }
+    for (const route of this.httpRoutes.routes()) http.mount(route.path, route.handler, route.options);
     for (const addr of cfg.listen) this.addresses.http.push(await http.listen(addr));
     for (const addr of cfg.tls_listen) {
       this.addresses.https.push(await http.listen(addr, { SNICallback: this.#httpTls.sni, ...this.#httpTls.serverOptions, ALPNProtocols: ["http/1.1"] }));
     }
+    // Where modules' URLs point by default (a listener on every address is named by the module's own domain).
+    const bound = (addrs: string[], got: AddressInfo[], secure: boolean) =>
+      addrs.map((addr, i) => {
+        const host = parseListenAddress(addr).host;
+        return { secure, host: host === "0.0.0.0" || host === "::" || host === "" ? undefined : host, port: got[i]!.port };
+      });
+    this.httpRoutes.setListeners([...bound(cfg.tls_listen, this.addresses.https, true), ...bound(cfg.listen, this.addresses.http, false)]);
   }
 
   /** Close listeners, end every session with <system-shutdown/>, flush and close storage. */

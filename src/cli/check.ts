@@ -264,7 +264,26 @@ export async function checkDns(config: Config, resolver: DnsResolver): Promise<F
       return out;
     }),
   );
-  return perHost.flat();
+  // XEP-0363: clients upload to and download from the host named in slot URLs, so it must resolve: the host of
+  // hosts[].upload.url, or the upload domain itself when URLs are built from an HTTP listener on every address.
+  const uploads = await Promise.all(
+    config.hosts.map(async (host): Promise<Finding[]> => {
+      const up = host.upload;
+      if (up === undefined) return [];
+      const first = [...config.http.tls_listen, ...config.http.listen][0];
+      const listenHost = first === undefined ? undefined : parseListenAddress(first).host;
+      const name = up.url !== undefined ? new URL(up.url).hostname : listenHost === "0.0.0.0" || listenHost === "::" ? up.domain : undefined;
+      if (name === undefined || isLocalDomain(name) || /^[\d.]+$|:/.test(name)) return [];
+      const { addrs, error } = await addresses(name);
+      const where = { host: up.domain };
+      if (error !== undefined) return [finding("warning", "dns", `lookup of ${name} A/AAAA failed (${error})`, { ...where, fix: "check the DNS servers and the zone" })];
+      if (addrs.length === 0) {
+        return [finding("error", "dns", `no A/AAAA record for ${name}: clients cannot reach the file upload URLs`, { ...where, fix: `add an A or AAAA record for ${name} (or set hosts[].upload.url)` })];
+      }
+      return [finding("ok", "dns", `${name} (file upload URLs) → ${addrs.join(", ")}`, where)];
+    }),
+  );
+  return [...perHost.flat(), ...uploads.flat()];
 }
 
 /** Every check `comity check` runs; DNS is skipped when `dns` is false. */

@@ -6,6 +6,7 @@ import type { Logger } from "./log.ts";
 import { parseJid, type Jid } from "../xmpp/jid.ts";
 import type { DiscoItemRef, Identity, IqHandler, IqTarget, ModuleContext, ModuleDefinition } from "./module-api.ts";
 import type { Components } from "./components.ts";
+import type { HttpRoutes } from "./http-routes.ts";
 import type { EventMap, EventName, Events, Handler } from "./events.ts";
 import type { SessionRegistry } from "./sessions.ts";
 
@@ -55,6 +56,8 @@ export class Host {
       sessions: SessionRegistry;
       /** The router's component registry; optional so unit tests can load a module without one. */
       components?: Components;
+      /** The server's HTTP routes; optional so unit tests can load a module without one. */
+      http?: HttpRoutes;
     },
   ): Promise<void> {
     const log = deps.log.child({ host: this.domain, module: mod.name });
@@ -77,6 +80,11 @@ export class Host {
         if (!deps.components) throw new Error(`${mod.name}: no component registry in this context`);
         deps.components.add(domain, this.domain, handler);
       },
+      addHttpRoute: (path, handler, options) => {
+        if (!deps.http) throw new Error(`${mod.name}: no HTTP routes in this context`);
+        deps.http.add(path, handler, mod.name, options);
+      },
+      httpListeners: () => deps.http?.listeners() ?? [],
       send: deps.send,
       isAdmin: (jid) => this.isAdmin(jid),
       sessions: deps.sessions,

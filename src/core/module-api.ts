@@ -8,6 +8,7 @@ import type { Jid } from "../xmpp/jid.ts";
 import type { EventName, Handler } from "./events.ts";
 import type { SessionRegistry } from "./sessions.ts";
 import type { ComponentHandler } from "./components.ts";
+import type { HttpListener, HttpRouteHandler, HttpRouteOptions } from "./http-routes.ts";
 
 /** Where a stanza came from. */
 export interface Origin {
@@ -76,6 +77,13 @@ export interface ModuleContext {
   addControlMethod(name: string, fn: (params: Record<string, unknown>) => unknown): void;
   /** Something another module provided (STYLE.md §3.3 provide/depends), or undefined. */
   use<T>(name: string): T | undefined;
+  /**
+   * Serve `path` and everything under it on the server's HTTP listeners (core/http-routes.ts); the longest
+   * registered path wins. Throws when the path is taken.
+   */
+  addHttpRoute(path: string, handler: HttpRouteHandler, options?: HttpRouteOptions): void;
+  /** Where the HTTP listeners accept requests (HTTPS first), once the server listens; empty without any. */
+  httpListeners(): HttpListener[];
   /** Make an API available to other modules of this host by name. */
   provide(name: string, api: unknown): void;
   /** Whether a JID is one of this host's administrators. */

@@ -60,3 +60,34 @@ test("an upgrade to an unknown path is refused with 404 and the socket closed", 
     await http.close();
   }
 });
+
+test("a request body that trickles past the deadline is cut with 408, except on a mount that bounds bodies itself", async () => {
+  const http = new HttpService({ log, requestTimeoutMs: 300 });
+  const drain = (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => {
+    req.resume();
+    req.on("end", () => sendText(res, 200, "got it"));
+  };
+  http.mount("/short", drain);
+  http.mount("/long", drain, { ownRequestTimeout: true });
+  const { port } = await http.listen("127.0.0.1:0");
+  const slowPost = (path: string) =>
+    new Promise<string>((resolve) => {
+      const s = connect(port, "127.0.0.1", () => {
+        s.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\na`);
+        setTimeout(() => s.write("b"), 800);
+      });
+      let got = "";
+      s.on("data", (d) => {
+        got += d.toString();
+        if (got.includes("got it")) s.end();
+      });
+      s.on("close", () => resolve(got));
+      s.on("error", () => {});
+    });
+  try {
+    assert.match(await slowPost("/short"), /^HTTP\/1\.1 408/);
+    assert.match(await slowPost("/long"), /^HTTP\/1\.1 200[\s\S]*got it/);
+  } finally {
+    await http.close();
+  }
+});

@@ -16,6 +16,13 @@ export interface HttpServiceOptions {
   log: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
   /** Addresses of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed. */
   trustedProxies?: string[];
+  /** How long a whole request (headers and body) may take to arrive, except on mounts that bound it themselves. */
+  requestTimeoutMs?: number;
+}
+
+export interface MountOptions {
+  /** The handler bounds slow bodies itself (large uploads): the whole-request deadline does not apply. */
+  ownRequestTimeout?: boolean;
 }
 
 /** Send a small response with a body; ends the response. */
@@ -42,18 +49,20 @@ function normalise(address: string | undefined): string {
 export class HttpService {
   readonly #log: HttpServiceOptions["log"];
   readonly #proxies: Set<string>;
-  readonly #mounts: { prefix: string; handler: HttpHandler }[] = [];
+  readonly #mounts: { prefix: string; handler: HttpHandler; own: boolean }[] = [];
+  readonly #requestTimeoutMs: number;
   readonly #upgrades = new Map<string, UpgradeHandler>();
   readonly #servers: Server[] = [];
 
   constructor(opts: HttpServiceOptions) {
     this.#log = opts.log;
     this.#proxies = new Set((opts.trustedProxies ?? []).map(normalise));
+    this.#requestTimeoutMs = opts.requestTimeoutMs ?? 60_000;
   }
 
   /** Serve `prefix` and everything under it ("/admin" takes "/admin" and "/admin/..."); the longest prefix wins. */
-  mount(prefix: string, handler: HttpHandler): void {
-    this.#mounts.push({ prefix, handler });
+  mount(prefix: string, handler: HttpHandler, opts: MountOptions = {}): void {
+    this.#mounts.push({ prefix, handler, own: opts.ownRequestTimeout === true });
     this.#mounts.sort((a, b) => b.prefix.length - a.prefix.length);
   }
 
@@ -118,6 +127,7 @@ export class HttpService {
       sendText(res, 404, "not found\n");
       return;
     }
+    if (!m.own) this.#deadline(req, res);
     Promise.resolve()
       .then(() => m.handler(req, res, url))
       .catch((err: unknown) => {
@@ -125,6 +135,22 @@ export class HttpService {
         sendText(res, 500, "internal server error\n");
       });
   };
+
+  /**
+   * The whole-request deadline, per request rather than node's server-wide requestTimeout, so that a mount that
+   * receives large bodies (uploads) can bound them itself while every other path keeps the limit. A request whose
+   * body has fully arrived (`complete`) is never cut, however long its handler takes to answer.
+   */
+  #deadline(req: IncomingMessage, res: ServerResponse): void {
+    if (this.#requestTimeoutMs <= 0) return;
+    const timer = setTimeout(() => {
+      if (req.complete) return;
+      if (!res.headersSent) sendText(res, 408, "request timeout\n", undefined, { connection: "close" });
+      req.socket.destroy();
+    }, this.#requestTimeoutMs);
+    timer.unref();
+    res.once("close", () => clearTimeout(timer));
+  }
 
   #upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on("error", () => {});
@@ -149,9 +175,10 @@ export class HttpService {
     server.on("upgrade", this.#upgrade);
     server.on("clientError", (_err, socket) => socket.destroy());
     if (tls) server.on("tlsClientError", () => {});
-    // Slow clients must not hold sockets forever (headers within 20 s, a whole request within 60 s).
+    // Slow clients must not hold sockets forever: headers within 20 s here, the whole request within
+    // requestTimeoutMs per request (#deadline), since node's own requestTimeout cannot spare upload paths.
     server.headersTimeout = 20_000;
-    server.requestTimeout = 60_000;
+    server.requestTimeout = 0;
     this.#servers.push(server);
     return new Promise((resolve, reject) => {
       server.once("error", reject);

@@ -24,6 +24,7 @@ import muc from "./muc/mod.ts";
 import streamManagement from "./stream-management/mod.ts";
 import csi from "./csi/mod.ts";
 import pubsub from "./pubsub/mod.ts";
+import upload from "./upload/mod.ts";
 
 /** Modules for one host (disco needs the host to read what the others registered). */
 export function builtinModules(host: Host): ModuleDefinition[] {
@@ -51,5 +52,6 @@ export function builtinModules(host: Host): ModuleDefinition[] {
     csi, // XEP-0352: c2s finds it as the stream extension for urn:xmpp:csi:0
     pubsub, // XEP-0060/0163: PEP on every account; after disco (it extends the accounts' disco answers)
     muc, // only when hosts[].muc is set: a chat service on its own domain (XEP-0045)
+    upload, // only when hosts[].upload is set: XEP-0363 on its own domain, files served by the HTTP listener
   ];
 }

@@ -145,3 +145,25 @@ test("the example config at the repository root is valid", () => {
   const c = loadConfig(new URL("../../../comity.example.yaml", import.meta.url).pathname);
   assert.equal(c.hosts[0]?.domain, "comity.test");
 });
+
+test("an upload service needs an HTTP listener and a domain of its own; its limits have Prosody-like defaults", () => {
+  const base = "hosts:\n  - domain: comity.test\n    upload:\n      domain: ";
+  assert.deepEqual(problemsOf(() => parseConfig(`${base}upload.comity.test\n`)), [
+    "hosts[0].upload: needs an HTTP listener (http.listen or http.tls_listen) to receive and serve files",
+  ]);
+  const withHttp = "http:\n  listen: [\"127.0.0.1:5280\"]\n";
+  assert.match(problemsOf(() => parseConfig(`${withHttp}${base}comity.test\n`))[0]!, /^hosts\[0\]\.upload\.domain: "comity\.test" is a host/);
+  const twice = `${withHttp}hosts:\n  - domain: comity.test\n    muc: { domain: svc.comity.test }\n    upload: { domain: svc.comity.test }\n`;
+  assert.match(problemsOf(() => parseConfig(twice))[0]!, /^hosts\[0\]\.upload\.domain: "svc\.comity\.test" is already used by hosts\[0\]\.muc\.domain/);
+  const c = parseConfig(`${withHttp}${base}upload.comity.test\n`);
+  assert.deepEqual(c.hosts[0]!.upload, {
+    domain: "upload.comity.test",
+    name: "HTTP File Upload",
+    max_file_size: 10 * 1024 * 1024,
+    quota_daily: 100 * 1024 * 1024,
+    expire_after: 7 * 86400,
+    slot_timeout: 300,
+    allow_from: [],
+  });
+  assert.ok(problemsOf(() => parseConfig(`${withHttp}${base}upload.comity.test\n      url: "https://files.comity.test/"\n`)).length > 0, "no trailing slash");
+});

@@ -296,13 +296,14 @@ function semanticProblems(config: Config): string[] {
   });
   // Service domains (hosts[].muc.domain) are checked once every host is known: none may be a host or repeat.
   const services = new Map<string, string>();
-  config.hosts.forEach((host, i) => {
-    const m = host.muc?.domain;
-    if (m === undefined) return;
-    const where = `hosts[${i}].muc.domain`;
+  const serviceDomains = config.hosts.flatMap((host, i) => [
+    ...(host.muc ? [{ m: host.muc.domain, where: `hosts[${i}].muc.domain` }] : []),
+    ...(host.upload ? [{ m: host.upload.domain, where: `hosts[${i}].upload.domain` }] : []),
+  ]);
+  serviceDomains.forEach(({ m, where }) => {
     if (m !== m.toLowerCase()) problems.push(`${where}: must be lowercase (got ${JSON.stringify(m)}, use ${JSON.stringify(m.toLowerCase())})`);
     else if (!isValidDomain(m)) problems.push(`${where}: not a valid domain name (got ${JSON.stringify(m)})`);
-    else if (firstIndex.has(m)) problems.push(`${where}: ${JSON.stringify(m)} is a host (hosts[${firstIndex.get(m)}]); the chat service needs a domain of its own`);
+    else if (firstIndex.has(m)) problems.push(`${where}: ${JSON.stringify(m)} is a host (hosts[${firstIndex.get(m)}]); a service needs a domain of its own`);
     else if (services.has(m)) problems.push(`${where}: ${JSON.stringify(m)} is already used by ${services.get(m)}`);
     else services.set(m, where);
   });
@@ -318,6 +319,12 @@ function semanticProblems(config: Config): string[] {
     else services.set(d, where);
     if (svc.host !== undefined && !firstIndex.has(svc.host)) {
       problems.push(`components.services[${i}].host: ${JSON.stringify(svc.host)} is not one of the hosts (${config.hosts.map((h) => h.domain).join(", ")})`);
+    }
+  });
+  config.hosts.forEach((host, i) => {
+    // XEP-0363 slots are URLs on the HTTP listener: without one, every upload would fail.
+    if (host.upload && config.http.listen.length === 0 && config.http.tls_listen.length === 0) {
+      problems.push(`hosts[${i}].upload: needs an HTTP listener (http.listen or http.tls_listen) to receive and serve files`);
     }
   });
   if (config.storage.backend === "postgres") {

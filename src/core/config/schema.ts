@@ -120,6 +120,40 @@ export const HostSchema = Type.Object(
         { additionalProperties: false, description: "Standalone publish-subscribe service (XEP-0060) on its own domain; absent: none (PEP on accounts is always on)" },
       ),
     ),
+    upload: Type.Optional(
+      Type.Object(
+        {
+          domain: Type.String({
+            minLength: 1,
+            description: "Domain of the upload service, e.g. `upload.example.org` (not a host); listed in the host's service discovery",
+          }),
+          name: Type.String({ default: "HTTP File Upload", description: "Service name shown by service discovery" }),
+          max_file_size: Type.Integer({ minimum: 1, default: 10485760, description: "Largest file accepted, bytes (advertised in disco#info; larger requests get `file-too-large`)" }),
+          quota_daily: Type.Integer({
+            minimum: 0,
+            default: 104857600,
+            description: "Bytes one user may upload in any 24 hours (`resource-constraint` beyond it); 0: no quota",
+          }),
+          expire_after: Type.Integer({ minimum: 0, default: 604800, description: "Seconds an uploaded file is kept before the sweeper deletes it; 0: kept until its owner's account is deleted" }),
+          slot_timeout: Type.Integer({ minimum: 10, maximum: 86400, default: 300, description: "Seconds a slot's PUT URL may be used after it is given out" }),
+          url: Type.Optional(
+            Type.String({
+              pattern: "^https?://[^\\s?#]+[^\\s?#/]$",
+              description:
+                "Base URL clients see for files (`<url>/<slot>/<name>`), when a reverse proxy or CDN forwards it to `/upload/<domain>` on the HTTP listener; unset: built from the first HTTPS (else HTTP) listener",
+            }),
+          ),
+          allow_from: Type.Array(Type.String({ minLength: 1 }), {
+            default: [],
+            description: "Other domains or bare JIDs whose users may upload too (everyone else but the host's own users gets `not-allowed`)",
+          }),
+        },
+        {
+          additionalProperties: false,
+          description: "HTTP File Upload service (XEP-0363) on its own domain, served by the HTTP listener (needs `http.listen` or `http.tls_listen`); files live under data_dir/upload; absent: no uploads",
+        },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
