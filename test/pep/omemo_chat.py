@@ -1,5 +1,5 @@
 # An OMEMO conversation between two slixmpp accounts, for test/pep/omemo.test.ts. Run with Debian's /usr/bin/python3.
-"""Usage: omemo_chat.py A_JID A_PASSWORD A_HOST A_PORT B_JID B_PASSWORD B_HOST B_PORT
+"""Usage: omemo_chat.py A_JID A_PASSWORD A_HOST A_PORT B_JID B_PASSWORD B_HOST B_PORT [--subscribe]
 
 A and B are mutual contacts. Each is a slixmpp client glued to python3-omemo with the python3-oldmemo backend (OMEMO
 0.3, eu.siacs.conversations.axolotl, what deployed clients speak): the library's storage is kept in memory, and its
@@ -17,6 +17,11 @@ XMPP side is PEP on the account:
 Trust: each side trusts the other's device only when the identity key fetched through the server equals the key the
 other side reports about itself (the out-of-band fingerprint comparison a person would make); otherwise it distrusts
 it and encryption fails.
+
+With --subscribe (accounts on servers that keep state between runs, e.g. a federated peer): each account first deletes
+its own OMEMO nodes (a device list and bundles left by an earlier run) and drops the other from its roster; after both
+are online A subscribes to B and both wait until the subscription is mutual (slixmpp approves and subscribes back).
+Without it the accounts must already be mutual contacts with no OMEMO nodes.
 
 Flow: B logs in and creates its OMEMO device; A logs in (and is sent B's device list as the last item on presence),
 creates its device (B is notified); A sends two messages to B, B one to A. Prints one JSON line with what happened.
@@ -160,6 +165,29 @@ class Account:
         m["store"] = True  # XEP-0334 store hint, as OMEMO clients add
         m.send()
 
+    async def purge_own_omemo(self):
+        """Delete this account's OMEMO nodes (left by an earlier run), found in disco#items on its bare JID."""
+        import slixmpp
+
+        own = slixmpp.JID(bare(self.jid))
+        got = await self.c["xep_0030"].get_items(jid=own)
+        for item in got["disco_items"]["items"]:
+            node = item[1]
+            if node and (node == DEVICELIST or node.startswith(f"{NS}.bundles:")):
+                await self.c["xep_0060"].delete_node(own, node)
+
+    async def drop_contact(self, other):
+        await self.c.get_roster()
+        if self.c.client_roster.has_jid(other):
+            await self.c.del_roster_item(other)
+
+    async def wait_mutual(self, other, timeout):
+        deadline = self.loop.time() + timeout
+        while not (self.c.client_roster.has_jid(other) and self.c.client_roster[other]["subscription"] == "both"):
+            if self.loop.time() > deadline:
+                raise TimeoutError(f"{self.jid}: subscription with {other} is not mutual")
+            await asyncio.sleep(0.1)
+
     # ---- the session manager's XMPP operations -------------------------------------------------------------------
 
     def make_session_manager_class(self):
@@ -284,16 +312,26 @@ async def next_plaintext(acct, timeout=30):
 async def main(argv):
     verbose = os.environ.get("OMEMO_CHAT_VERBOSE", "")
     logging.basicConfig(level=logging.DEBUG if verbose == "debug" else logging.INFO if verbose else logging.WARNING, stream=sys.stderr)
-    a_jid, a_pw, a_host, a_port, b_jid, b_pw, b_host, b_port = argv
+    subscribe = "--subscribe" in argv
+    a_jid, a_pw, a_host, a_port, b_jid, b_pw, b_host, b_port = [x for x in argv if x != "--subscribe"]
     fingerprints = {}
     a = Account("a", a_jid, a_pw, a_host, int(a_port), fingerprints)
     b = Account("b", b_jid, b_pw, b_host, int(b_port), fingerprints)
     out = {}
 
     await b.start()
+    if subscribe:
+        await b.purge_own_omemo()
+        await b.drop_contact(a_jid)
     await asyncio.sleep(1)  # the server asks B's caps once; let that finish before B publishes
     b_dev = await b.create_device()
     await a.start()
+    if subscribe:
+        await a.purge_own_omemo()
+        await a.drop_contact(b_jid)
+        a.c.send_presence_subscription(b_jid)
+        await a.wait_mutual(b_jid, 30)
+        await b.wait_mutual(a_jid, 30)
     a_dev = await a.create_device()
     out["a_device"], out["b_device"] = a_dev.device_id, b_dev.device_id
 
