@@ -16,6 +16,7 @@ interface Side {
   bundles_fetched: string[];
   trust_decisions: { jid: string; device: number; trusted: boolean }[];
   encrypted_seen: number;
+  errors: string[];
   identity_key: string;
 }
 interface Received { from?: string; device?: number; text?: string; fallback?: string; error?: string }
@@ -64,4 +65,5 @@ export function assertConversation(r: Outcome, aJid: string, bJid: string): void
   assert.deepEqual(r.a.trust_decisions, [{ jid: bJid, device: r.b_device, trusted: true }]);
   assert.deepEqual(r.b.trust_decisions, [{ jid: aJid, device: r.a_device, trusted: true }]);
   assert.notEqual(r.a.identity_key, r.b.identity_key);
+  assert.deepEqual([r.a.errors, r.b.errors], [[], []]);
 }

@@ -69,7 +69,7 @@ class Account:
         self.sm = None
         self.loop = asyncio.get_running_loop()
         self.devicelist_events = []  # [{"from": bare JID, "devices": [ids]}] as PEP notifications arrived
-        self.devicelist_waiters = []  # (bare JID, device id, future)
+        self.applied = set()  # (bare JID, device id) of device lists handed to the library
         self.bundles_fetched = []  # "jid/device" downloaded from another account
         self.devicelist_downloads = []  # bare JIDs whose device list this account fetched by IQ
         self.received = asyncio.Queue()  # decrypted plaintexts (str), or "error: ..." strings
@@ -117,18 +117,16 @@ class Account:
             self.errors.append(f"update_device_list({sender}): {type(err).__name__}: {err}")
             logging.exception("update_device_list")
             return
-        for w in list(self.devicelist_waiters):
-            if w[0] == sender and w[1] in devices and not w[2].done():
-                w[2].set_result(True)
+        self.applied.update((sender, d) for d in devices)
 
     async def wait_devicelist(self, jid, device_id, timeout):
-        if any(e["from"] == jid and device_id in e["devices"] for e in self.devicelist_events):
-            # Notified already; give update_device_list its turn.
-            await asyncio.sleep(0.2)
-            return
-        fut = self.loop.create_future()
-        self.devicelist_waiters.append((jid, device_id, fut))
-        await asyncio.wait_for(fut, timeout)
+        """Until a notification of `jid`'s device list naming `device_id` has been handed to the library."""
+        deadline = self.loop.time() + timeout
+        while (jid, device_id) not in self.applied:
+            if self.loop.time() > deadline:
+                raise TimeoutError(f"{self.jid}: no device-list notification from {jid} naming {device_id}; "
+                                   f"events {self.devicelist_events}, errors {self.errors}")
+            await asyncio.sleep(0.05)
 
     def on_message(self, msg):
         enc = msg.xml.find(f"{{{NS}}}encrypted")
@@ -353,6 +351,7 @@ async def main(argv):
             "bundles_fetched": acct.bundles_fetched,
             "trust_decisions": acct.trust_decisions,
             "encrypted_seen": acct.encrypted_seen,
+            "errors": acct.errors,
             "identity_key": fingerprints[bare(acct.jid)].hex(),
         }
     for acct in (a, b):
