@@ -20,7 +20,8 @@ it and encryption fails.
 
 With --subscribe (accounts on servers that keep state between runs, e.g. a federated peer): each account first deletes
 its own OMEMO nodes (a device list and bundles left by an earlier run) and drops the other from its roster; after both
-are online A subscribes to B and both wait until the subscription is mutual (slixmpp approves and subscribes back).
+are online A subscribes to B and both wait until the subscription is mutual (slixmpp approves and subscribes back);
+at the end B drops A and deletes its OMEMO nodes again.
 Without it the accounts must already be mutual contacts with no OMEMO nodes.
 
 Flow: B logs in and creates its OMEMO device; A logs in (and is sent B's device list as the last item on presence),
@@ -354,6 +355,9 @@ async def main(argv):
             "errors": acct.errors,
             "identity_key": fingerprints[bare(acct.jid)].hex(),
         }
+    if subscribe:  # leave the peer as found: no roster item, no OMEMO nodes
+        await b.drop_contact(a_jid)
+        await b.purge_own_omemo()
     for acct in (a, b):
         acct.c.disconnect()
     print(json.dumps(out), flush=True)
