@@ -2,8 +2,7 @@
 # Installs what the test suite needs beyond npm packages, from Debian's archive:
 # python3-slixmpp and python3-aioxmpp (real XMPP client libraries used by the interop tests), python3-omemo with
 # python3-oldmemo and python3-xmlschema (OMEMO 0.3 for the slixmpp conversations in test/pep/omemo*.test.ts), openssl,
-# chromium
-# (the admin console's and Converse.js's browser tests drive it with playwright-core), coturn (a real TURN server
+# chromium (the admin console's and Converse.js's browser tests drive it with playwright-core), coturn (a real TURN server
 # for the XEP-0215 credentials test, with its turnutils_uclient), testssl.sh (the TLS policy scan), biboumi and ngircd
 # (the XEP-0114 component test bridges a real IRC server; the test starts both itself, the packages' services are not
 # used), python3-aiohttp (slixmpp's and aioxmpp's HTTP upload code), curl and nginx-light (the XEP-0363 upload tests:
