@@ -578,8 +578,14 @@ export class C2sSession implements LocalSession {
 
   #write(stanza: Element): void {
     const sm = this.sm;
-    if (sm !== undefined) sm.send(stanza);
-    else this.#conn.send(stanza);
+    if (sm === undefined) return this.#conn.send(stanza);
+    sm.send(stanza);
+    // Only a hibernating session queues without writing; listeners (push) learn of it after it is queued.
+    if (this.#hibernating && this.#deps.events.has("session/hibernated-stanza")) {
+      this.#deps.events.fire("session/hibernated-stanza", { session: this, stanza }).catch((err: unknown) => {
+        this.#log.error({ err }, "session/hibernated-stanza handler failed");
+      });
+    }
   }
 
   kick(condition: "conflict" | "system-shutdown" | "policy-violation", text?: string): void {

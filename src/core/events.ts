@@ -42,6 +42,11 @@ export interface EventMap {
   "session/bound": { session: LocalSession };
   "session/available": { session: LocalSession };
   "session/ended": { session: LocalSession; reason: string };
+  /**
+   * A stanza was queued for a session whose connection is gone while it waits for XEP-0198 resumption (it reaches
+   * the client only if the client resumes). Fired after the stanza joined the queue; push (XEP-0357) wakes the phone.
+   */
+  "session/hibernated-stanza": { session: LocalSession; stanza: Element };
   /** An account was deleted: modules drop its data. */
   "account/deleted": { host: string; username: string };
   /** Every listener accepts connections / a clean shutdown began (before links close). */
