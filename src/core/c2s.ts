@@ -52,6 +52,8 @@ export interface StreamManager {
   send(stanza: Element): void;
   /** The transport died without a closing stream: true when the session now waits for resumption (hibernates). */
   hibernate(): boolean;
+  /** The stanzas sent and not yet acknowledged, oldest first (a copy). */
+  queued(): Element[];
   /** The session ends: stop timers, forget the resumption id, hand back the stanzas the client never acknowledged. */
   close(): Element[];
 }
@@ -605,6 +607,13 @@ export class C2sSession implements LocalSession {
     if (this.sm && !this.#conn.ended && this.sm.hibernate()) {
       this.#hibernating = true;
       this.#log.debug({ jid: this.#jid.toString(), reason }, "c2s hibernating");
+      // What the client never acknowledged may never have reached it (a dead TCP connection is noticed late).
+      const events = this.#deps.events;
+      if (events.has("session/hibernating")) {
+        events.fire("session/hibernating", { session: this, queued: this.sm.queued() }).catch((err: unknown) => {
+          this.#log.error({ err }, "session/hibernating handler failed");
+        });
+      }
       return;
     }
     void this.end(reason);
@@ -686,6 +695,11 @@ export class C2sSession implements LocalSession {
     if (stream.#timer) clearTimeout(stream.#timer);
     this.#hibernating = false;
     if (!old.closing) old.streamError(new StreamError("conflict", { text: "the session was resumed on another stream" }));
+    if (this.#deps.events.has("session/resumed")) {
+      this.#deps.events.fire("session/resumed", { session: this }).catch((err: unknown) => {
+        this.#log.error({ err }, "session/resumed handler failed");
+      });
+    }
   }
 }
 

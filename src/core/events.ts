@@ -47,6 +47,12 @@ export interface EventMap {
    * the client only if the client resumes). Fired after the stanza joined the queue; push (XEP-0357) wakes the phone.
    */
   "session/hibernated-stanza": { session: LocalSession; stanza: Element };
+  /**
+   * A session's connection died and it now waits for XEP-0198 resumption; `queued` are the stanzas it had not
+   * acknowledged (they may never have reached the client) / it was resumed on a new connection (XEP-0198 §5).
+   */
+  "session/hibernating": { session: LocalSession; queued: Element[] };
+  "session/resumed": { session: LocalSession };
   /** An account was deleted: modules drop its data. */
   "account/deleted": { host: string; username: string };
   /** Every listener accepts connections / a clean shutdown began (before links close). */

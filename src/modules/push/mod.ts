@@ -180,8 +180,18 @@ export default defineModule({
       pusher.trigger(session.jid.local, mine && mine.size > 0 ? mine : undefined, stanza, stanza.attrs["from"] ?? "");
     });
 
+    // The connection died with messages the client never acknowledged: it may never have seen them (a dead TCP
+    // connection is often noticed only when acks stop coming), so they wake the device like later ones.
+    ctx.hook("session/hibernating", ({ session, queued }) => {
+      const mine = bySession.get(session);
+      for (const stanza of queued) {
+        if (wantsPush(stanza)) pusher.trigger(session.jid.local, mine && mine.size > 0 ? mine : undefined, stanza, stanza.attrs["from"] ?? "");
+      }
+    });
+
     // The user is back: nothing is pending any more (message-count starts again).
     ctx.hook("session/available", ({ session }) => void pusher.reset(session.jid.local));
+    ctx.hook("session/resumed", ({ session }) => void pusher.reset(session.jid.local));
     ctx.hook("account/deleted", async ({ username }) => {
       pusher.forgetUser(username);
       await store.clear(username);
