@@ -52,6 +52,8 @@ export interface StreamManager {
   send(stanza: Element): void;
   /** The transport died without a closing stream: true when the session now waits for resumption (hibernates). */
   hibernate(): boolean;
+  /** The stanzas sent and not yet acknowledged, oldest first (a copy). */
+  queued(): Element[];
   /** The session ends: stop timers, forget the resumption id, hand back the stanzas the client never acknowledged. */
   close(): Element[];
 }
@@ -578,8 +580,14 @@ export class C2sSession implements LocalSession {
 
   #write(stanza: Element): void {
     const sm = this.sm;
-    if (sm !== undefined) sm.send(stanza);
-    else this.#conn.send(stanza);
+    if (sm === undefined) return this.#conn.send(stanza);
+    sm.send(stanza);
+    // Only a hibernating session queues without writing; listeners (push) learn of it after it is queued.
+    if (this.#hibernating && this.#deps.events.has("session/hibernated-stanza")) {
+      this.#deps.events.fire("session/hibernated-stanza", { session: this, stanza }).catch((err: unknown) => {
+        this.#log.error({ err }, "session/hibernated-stanza handler failed");
+      });
+    }
   }
 
   kick(condition: "conflict" | "system-shutdown" | "policy-violation", text?: string): void {
@@ -599,6 +607,13 @@ export class C2sSession implements LocalSession {
     if (this.sm && !this.#conn.ended && this.sm.hibernate()) {
       this.#hibernating = true;
       this.#log.debug({ jid: this.#jid.toString(), reason }, "c2s hibernating");
+      // What the client never acknowledged may never have reached it (a dead TCP connection is noticed late).
+      const events = this.#deps.events;
+      if (events.has("session/hibernating")) {
+        events.fire("session/hibernating", { session: this, queued: this.sm.queued() }).catch((err: unknown) => {
+          this.#log.error({ err }, "session/hibernating handler failed");
+        });
+      }
       return;
     }
     void this.end(reason);
@@ -680,6 +695,11 @@ export class C2sSession implements LocalSession {
     if (stream.#timer) clearTimeout(stream.#timer);
     this.#hibernating = false;
     if (!old.closing) old.streamError(new StreamError("conflict", { text: "the session was resumed on another stream" }));
+    if (this.#deps.events.has("session/resumed")) {
+      this.#deps.events.fire("session/resumed", { session: this }).catch((err: unknown) => {
+        this.#log.error({ err }, "session/resumed handler failed");
+      });
+    }
   }
 }
 

@@ -42,6 +42,17 @@ export interface EventMap {
   "session/bound": { session: LocalSession };
   "session/available": { session: LocalSession };
   "session/ended": { session: LocalSession; reason: string };
+  /**
+   * A stanza was queued for a session whose connection is gone while it waits for XEP-0198 resumption (it reaches
+   * the client only if the client resumes). Fired after the stanza joined the queue; push (XEP-0357) wakes the phone.
+   */
+  "session/hibernated-stanza": { session: LocalSession; stanza: Element };
+  /**
+   * A session's connection died and it now waits for XEP-0198 resumption; `queued` are the stanzas it had not
+   * acknowledged (they may never have reached the client) / it was resumed on a new connection (XEP-0198 §5).
+   */
+  "session/hibernating": { session: LocalSession; queued: Element[] };
+  "session/resumed": { session: LocalSession };
   /** An account was deleted: modules drop its data. */
   "account/deleted": { host: string; username: string };
   /** Every listener accepts connections / a clean shutdown began (before links close). */

@@ -25,6 +25,7 @@ import streamManagement from "./stream-management/mod.ts";
 import csi from "./csi/mod.ts";
 import pubsub from "./pubsub/mod.ts";
 import upload from "./upload/mod.ts";
+import push from "./push/mod.ts";
 
 /** Modules for one host (disco needs the host to read what the others registered). */
 export function builtinModules(host: Host): ModuleDefinition[] {
@@ -50,6 +51,7 @@ export function builtinModules(host: Host): ModuleDefinition[] {
     federationPolicy,
     streamManagement, // XEP-0198: c2s finds it by the name it provides ("stream-management")
     csi, // XEP-0352: c2s finds it as the stream extension for urn:xmpp:csi:0
+    push, // XEP-0357: after offline, whose "offline" API tells it what was stored
     pubsub, // XEP-0060/0163: PEP on every account; after disco (it extends the accounts' disco answers)
     muc, // only when hosts[].muc is set: a chat service on its own domain (XEP-0045)
     upload, // only when hosts[].upload is set: XEP-0363 on its own domain, files served by the HTTP listener

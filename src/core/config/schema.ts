@@ -410,6 +410,32 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false, description: "Client State Indication (XEP-0352); see src/modules/csi/README.md" },
     ),
+    push: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: "Offer XEP-0357 push notifications: clients register an app server that is told when a message waits for them" }),
+        include_body: Type.Boolean({
+          default: false,
+          description: "Allow `last-message-body` in notifications to clients that ask for it when enabling (the body then crosses the app server and the phone vendor's push service)",
+        }),
+        max_per_account: Type.Integer({ minimum: 1, maximum: 100, default: 10, description: "Most registrations (app server and node) one account keeps; enabling one more drops the oldest" }),
+        min_interval_ms: Type.Integer({
+          minimum: 0,
+          maximum: 3600000,
+          default: 2000,
+          description: "Shortest time between two notifications to one registration; messages arriving meanwhile are folded into the next one",
+        }),
+        retries: Type.Integer({ minimum: 0, maximum: 10, default: 3, description: "Retries of a notification the app server could not take for a passing reason (timeout, unreachable, wait errors)" }),
+        retry_base_ms: Type.Integer({ minimum: 100, maximum: 600000, default: 5000, description: "Delay before the first retry; each further retry waits twice as long" }),
+        timeout_ms: Type.Integer({ minimum: 1000, maximum: 300000, default: 30000, description: "How long to wait for the app server's answer to one notification" }),
+        max_failures: Type.Integer({
+          minimum: 1,
+          maximum: 1000,
+          default: 3,
+          description: "Notifications in a row that fail for good (after retries) before the registration is disabled",
+        }),
+      },
+      { default: {}, additionalProperties: false, description: "Push notifications (XEP-0357); see src/modules/push/README.md" },
+    ),
     pubsub: Type.Object(
       {
         max_item_bytes: Type.Integer({

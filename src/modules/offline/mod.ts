@@ -5,6 +5,7 @@ import { parseXml } from "../../xml/parser.ts";
 import { defineModule, type ModuleContext } from "../../core/module-api.ts";
 import { HANDLED } from "../../core/events.ts";
 import type { LocalSession } from "../../core/sessions.ts";
+import type { Jid } from "../../xmpp/jid.ts";
 
 /** XEP-0203 Delayed Delivery. */
 export const NS_DELAY = "urn:xmpp:delay";
@@ -14,6 +15,19 @@ export const NS_HINTS = "urn:xmpp:hints";
 export const NS_CHATSTATES = "http://jabber.org/protocol/chatstates";
 /** The disco#info feature of XEP-0160 §5. */
 export const FEATURE_MSGOFFLINE = "msgoffline";
+
+/** A message the offline module stored for a local account. */
+export interface OfflineStored {
+  username: string;
+  stanza: Element;
+  from: Jid;
+}
+
+/** What the offline module provides to the others on its host (`use<OfflineApi>("offline")`). */
+export interface OfflineApi {
+  /** Call `fn` after each message is stored (synchronously; it must not throw or wait). */
+  onStored(fn: (ev: OfflineStored) => void): void;
+}
 
 /** What to do with a message that found no available resource: keep it, drop it quietly, or let the router bounce it. */
 export type OfflineDecision = "store" | "drop" | "bounce";
@@ -70,17 +84,29 @@ export default defineModule({
     if (quota === 0) return; // storage disabled: every offline message is bounced by the router (RFC 6121 §8.5.2.1.1)
     ctx.addFeature(FEATURE_MSGOFFLINE);
     const store = ctx.storage.offline;
+    // Told after a message was stored (push, XEP-0357, wakes the user's phone); provided rather than fired as an
+    // event because only what this module decides to keep counts, and it decides inside its own hook.
+    const stored: ((ev: OfflineStored) => void)[] = [];
+    ctx.provide("offline", { onStored: (fn) => void stored.push(fn) } satisfies OfflineApi);
 
-    ctx.hook("message/offline", async ({ stanza, to }) => {
+    ctx.hook("message/offline", async ({ stanza, from, to }) => {
       if (!to) return;
       const decision = offlineDecision(stanza);
       if (decision === "bounce") return;
       // RFC 6121 §8.5.1: no account, no storage; the router answers service-unavailable.
       if (!(await ctx.storage.accounts.get(ctx.host, to.local))) return;
       if (decision === "drop") return HANDLED;
-      const stored = await store.push(ctx.host, to.local, storedForm(stanza), { stamp: Date.now(), quota });
+      const ok = await store.push(ctx.host, to.local, storedForm(stanza), { stamp: Date.now(), quota });
       // Over quota: nothing stored, and the sender learns it through the router's service-unavailable (XEP-0160 §2).
-      return stored ? HANDLED : undefined;
+      if (!ok) return undefined;
+      for (const fn of stored) {
+        try {
+          fn({ username: to.local, stanza, from });
+        } catch (err) {
+          ctx.log.error({ err }, "an offline/stored listener failed");
+        }
+      }
+      return HANDLED;
     });
 
     const flusher = createFlusher(ctx);

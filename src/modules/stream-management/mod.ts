@@ -184,6 +184,10 @@ export class SmState implements StreamManager {
     if (q.length > this.#head) this.#request();
   }
 
+  queued(): Element[] {
+    return this.#queue.slice(this.#head);
+  }
+
   close(): Element[] {
     this.#closed = true;
     this.#clearAckTimer();
