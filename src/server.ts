@@ -115,6 +115,23 @@ export class ComityServer {
     this.components = new ExternalComponents({ config, router: this.router, log }, this.hosts);
     this.control.set("s2s.list", () => this.s2s.list());
     this.control.set("status", () => this.status());
+    this.control.set("accounts.delete", (p) => this.deleteAccount(String(p["host"]), String(p["username"])));
+  }
+
+  /**
+   * Delete an account while the server runs (`comity deluser` goes through here when it can reach the control
+   * socket): its sessions are closed with <not-authorized/> (RFC 6120 §4.9.3.12), its stored data goes with the
+   * account row, and `account/deleted` tells the modules, which drop what they hold elsewhere (files, memory).
+   * Resolves false when there was no such account.
+   */
+  async deleteAccount(host: string, username: string): Promise<boolean> {
+    if (!this.hosts.has(host)) return false;
+    for (const s of [...this.sessions.ofBare(`${username}@${host}`).values()]) s.kick("not-authorized", "the account was deleted");
+    const deleted = await this.storage.accounts.delete(host, username);
+    if (!deleted) return false;
+    this.log.info({ user: `${username}@${host}` }, "account deleted");
+    await this.events.fire("account/deleted", { host, username });
+    return true;
   }
 
   /** Open storage, load or generate certificates and set up every host's modules. */

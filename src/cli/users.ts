@@ -9,6 +9,7 @@ import { preparePassword, scramCredential, type ScramHash } from "../sasl/creden
 import { openStorage, storageOptions } from "../storage/open.ts";
 import type { Storage, StoredCredentials } from "../storage/types.ts";
 import { createJid, JidError, parseJid } from "../xmpp/jid.ts";
+import { callControl, ControlError } from "../admin/control.ts";
 import { CliError, printJson, readPassword, resolveConfig, seconds, withConfig } from "./common.ts";
 
 const pbkdf2Async = promisify(pbkdf2);
@@ -131,7 +132,16 @@ export function registerUserCommands(program: Command): void {
   ).action(async (jid: string, opts: UserCommandOpts) => {
     const { config } = resolveConfig(opts);
     const target = accountTarget(config, jid);
-    const deleted = await withStorage(config, (s) => s.accounts.delete(target.host, target.username));
+    // Through the running server when there is one, so that the account's sessions end and every module hears of it
+    // (account/deleted: uploaded files, push registrations, caches); otherwise straight in storage, where the account's
+    // rows go with it and modules clean up what is left at their next start.
+    let deleted: boolean;
+    try {
+      deleted = (await callControl(config.control_socket!, "accounts.delete", { host: target.host, username: target.username })) === true;
+    } catch (err) {
+      if (!(err instanceof ControlError) || err.code !== "COMITY_ERR_NOT_RUNNING") throw err;
+      deleted = await withStorage(config, (s) => s.accounts.delete(target.host, target.username));
+    }
     if (!deleted) throw new CliError(`no such account: ${target.jid}`);
     if (opts.json === true) printJson({ jid: target.jid, deleted: true });
     else process.stdout.write(`deleted ${target.jid}\n`);

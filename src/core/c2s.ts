@@ -590,7 +590,7 @@ export class C2sSession implements LocalSession {
     }
   }
 
-  kick(condition: "conflict" | "system-shutdown" | "policy-violation", text?: string): void {
+  kick(condition: "conflict" | "system-shutdown" | "policy-violation" | "not-authorized", text?: string): void {
     if (this.#hibernating) {
       void this.end(`${condition}${text ? `: ${text}` : ""}`);
       return;

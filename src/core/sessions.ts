@@ -16,7 +16,7 @@ export interface LocalSession {
   readonly directed: Set<string>;
   deliver(stanza: Element): void;
   /** Close the session with a stream error condition (e.g. "conflict" when replaced). */
-  kick(condition: "conflict" | "system-shutdown" | "policy-violation", text?: string): void;
+  kick(condition: "conflict" | "system-shutdown" | "policy-violation" | "not-authorized", text?: string): void;
 }
 
 /** All bound sessions of all hosts. */
