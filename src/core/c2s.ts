@@ -128,6 +128,8 @@ export class C2sSession implements LocalSession {
   #hibernating = false;
   /** end() ran: unbound for good. */
   #ended = false;
+  /** end() settled a XEP-0198 queue: what the connection could not write was in it, so `unsent` has nothing to do. */
+  #smSettled = false;
   /** XEP-0198 state once the client enabled stream management (undefined: no per-stanza cost). */
   sm: StreamManager | undefined;
   /** The outbound filter chain, highest priority first; undefined (not empty) when there is none. */
@@ -158,8 +160,11 @@ export class C2sSession implements LocalSession {
         link.onClosed?.();
         if (link.session) link.session.#closed(reason);
       },
+      unsent: (stanzas) => {
+        if (link.session) link.session.#unsent(stanzas);
+      },
     };
-    const opts: ConnectionOptions = { contentNs: NS_CLIENT, limits: this.#limits(false), log: deps.log };
+    const opts: ConnectionOptions = { contentNs: NS_CLIENT, limits: this.#limits(false), log: deps.log, maxSendBuffer: deps.config.c2s.max_send_buffer };
     if (typeof transport === "function") {
       this.#conn = transport(handlers, opts);
     } else {
@@ -616,6 +621,7 @@ export class C2sSession implements LocalSession {
     this.#drainFilters(); // what filters held is settled with the unacknowledged stanzas below
     const sm = this.sm;
     this.sm = undefined;
+    this.#smSettled = sm !== undefined;
     const unacked = sm ? sm.close() : [];
     this.#deps.sessions.remove(this);
     this.#log.debug({ jid: jid.toString(), reason, unacked: unacked.length }, "c2s closed");
@@ -625,12 +631,7 @@ export class C2sSession implements LocalSession {
     if (!this.#conn.closing) this.#conn.close(reason);
     if (unacked.length === 0) return Promise.resolve();
     const settled = this.#settle(unacked, jid);
-    const pending = this.#deps.settling;
-    if (pending) {
-      pending.add(settled);
-      const done = () => void pending.delete(settled);
-      settled.then(done, done);
-    }
+    this.#track(settled);
     return settled;
   }
 
@@ -662,6 +663,27 @@ export class C2sSession implements LocalSession {
       } catch (err) {
         this.#log.error({ err, jid: jid.toString() }, "could not settle an unacknowledged stanza");
       }
+    }
+  }
+
+  /**
+   * Stanzas the connection could not write (the client stopped reading and the stream was closed over it, or they
+   * came after the stream began closing): settled like unacknowledged ones. With stream management they are still
+   * in its queue (kept for resumption or settled by end()), so nothing is done twice.
+   */
+  #unsent(stanzas: Element[]): void {
+    const jid = this.#jid;
+    if (jid === undefined || this.sm !== undefined || this.#smSettled) return;
+    this.#track(this.#settle(stanzas, jid));
+  }
+
+  /** The server waits for settling before it closes storage. */
+  #track(settled: Promise<void>): void {
+    const pending = this.#deps.settling;
+    if (pending) {
+      pending.add(settled);
+      const done = () => void pending.delete(settled);
+      settled.then(done, done);
     }
   }
 
