@@ -352,7 +352,13 @@ export class C2sSession implements LocalSession {
           } catch {
             return undefined;
           }
-          return (await storage.accounts.get(host.domain, user))?.credentials;
+          try {
+            return (await storage.accounts.get(host.domain, user))?.credentials;
+          } catch (err) {
+            // The mechanism answers temporary-auth-failure (RFC 6120 §6.5.12); #saslFailed does not count it.
+            this.#log.warn({ err, remote: c.remoteAddress }, "c2s login: storage unavailable");
+            throw err;
+          }
         },
       });
       if (!this.#mechanism) {
@@ -410,8 +416,12 @@ export class C2sSession implements LocalSession {
     // Channel-binding negotiation failures (a client trying -PLUS with a binding type we lack, then falling
     // back) say nothing about the password: they neither count as attempts nor slow the address down.
     const negotiation = step.text === "channel-binding-not-supported" || step.text === "server-does-support-channel-binding";
-    if (!negotiation) this.#failures++;
-    const delay = negotiation ? 0 : this.#deps.throttle.failure(c.remoteAddress, { user: step.username });
+    // Storage could not be asked (RFC 6120 §6.5.12 temporary-auth-failure): the server's fault, not a guess at a
+    // password, so it neither counts against the stream nor against the client's address.
+    const ours = step.condition === "temporary-auth-failure";
+    const counted = !negotiation && !ours;
+    if (counted) this.#failures++;
+    const delay = counted ? this.#deps.throttle.failure(c.remoteAddress, { user: step.username }) : 0;
     this.#log.info({ remote: c.remoteAddress, condition: step.condition, failures: this.#failures }, "c2s authentication failed");
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     if (c.closing) return;
