@@ -64,7 +64,7 @@ export interface ServerStatus {
    * The storage backend, whether it answers, and the archive (XEP-0313) copies that could not be written while it did
    * not (the messages were delivered): missed, written later, waiting, given up. Summed over hosts.
    */
-  storage?: { backend: string; available: boolean; failures: number; archiveMisses: number; archiveRetried: number; archiveRetryQueued: number; archiveDropped: number };
+  storage?: { backend: string; available: boolean; failures: number; archiveMisses: number; archiveRetried: number; archiveRetryQueued: number; archiveDropped: number; archiveSlow: number };
 }
 
 /** A running Comity server. */
@@ -195,7 +195,7 @@ export class ComityServer {
 
   #storageStatus(): NonNullable<ServerStatus["storage"]> {
     const health = this.storage.health;
-    const st = { backend: this.storage.kind, available: health?.available ?? true, failures: health?.failures ?? 0, archiveMisses: 0, archiveRetried: 0, archiveRetryQueued: 0, archiveDropped: 0 };
+    const st = { backend: this.storage.kind, available: health?.available ?? true, failures: health?.failures ?? 0, archiveMisses: 0, archiveRetried: 0, archiveRetryQueued: 0, archiveDropped: 0, archiveSlow: 0 };
     for (const host of this.hosts.values()) {
       const m = host.provided.get("mam-stats") as MamStats | undefined;
       if (m === undefined) continue;
@@ -203,6 +203,7 @@ export class ComityServer {
       st.archiveRetried += m.archiveRetried;
       st.archiveRetryQueued += m.archiveRetryQueued;
       st.archiveDropped += m.archiveDropped;
+      st.archiveSlow += m.archiveSlow;
     }
     return st;
   }

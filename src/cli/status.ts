@@ -28,7 +28,10 @@ export function formatStatus(s: ServerStatus): string {
 function storageRows(s: ServerStatus): [string, string][] {
   const st = s.storage;
   if (st === undefined) return [];
-  const archive = st.archiveMisses > 0 ? `; archive: ${st.archiveMisses} writes missed, ${st.archiveRetried} written later, ${st.archiveRetryQueued} waiting, ${st.archiveDropped} given up` : "";
+  const archive =
+    st.archiveMisses > 0 || st.archiveSlow > 0
+      ? `; archive: ${st.archiveMisses} writes missed, ${st.archiveRetried} written later, ${st.archiveRetryQueued} waiting, ${st.archiveDropped} given up, ${st.archiveSlow} deliveries did not wait`
+      : "";
   return [["storage", `${st.backend}, ${st.available ? "available" : "UNAVAILABLE"} (${st.failures} failed queries)${archive}`]];
 }
 

@@ -27,6 +27,8 @@ export interface MamStats {
   archiveDropped: number;
   /** Waiting to be written again now. */
   archiveRetryQueued: number;
+  /** Messages delivered before their archive write answered (a database that hangs); the write went on. */
+  archiveSlow: number;
 }
 
 /** An archive copy waiting to be written again. */
@@ -252,7 +254,9 @@ function setup(ctx: ModuleContext): void {
   // here and is written again once storage answers. Bounded: past RETRY_MAX the oldest misses are given up (counted).
   const RETRY_MAX = 10_000;
   const RETRY_MS = 1000;
-  const stats: MamStats = { archiveMisses: 0, archiveRetried: 0, archiveDropped: 0, archiveRetryQueued: 0 };
+  const stats: MamStats = { archiveMisses: 0, archiveRetried: 0, archiveDropped: 0, archiveRetryQueued: 0, archiveSlow: 0 };
+  /** Longest an online delivery waits for its archive write (then it goes on without a stanza id). */
+  const ARCHIVE_WAIT_MS = 2000;
   const retryQueue: PendingArchive[] = [];
   let retryTimer: NodeJS.Timeout | undefined;
   let retrying = false;
@@ -349,23 +353,42 @@ function setup(ctx: ModuleContext): void {
       if (now === true) {
         try {
           const id = append(to.local, peer, "in", (xml = xmlOf(stanza)));
-          return typeof id === "string" ? stampId(stanza, id, user) : id.then((id) => stampId(stanza, id, user), failed);
+          return typeof id === "string" ? stampId(stanza, id, user) : bounded(id.then((id) => (late.has(stanza) ? undefined : stampId(stanza, id, user)), failed), stanza);
         } catch (err) {
           return failed(err);
         }
       }
     }
-    return (async () => {
+    const work = (async () => {
       // A message to an account that does not exist is refused by the router; nothing to archive.
       if (!online && !(await ctx.storage.accounts.get(host, to.local))) return;
       try {
         if (!(await wanted(to.local, peer))) return;
-        return stampId(stanza, await append(to.local, peer, "in", (xml = xmlOf(stanza))), user);
+        const id = await append(to.local, peer, "in", (xml = xmlOf(stanza)));
+        if (!late.has(stanza)) stampId(stanza, id, user);
       } catch (err) {
-        return failed(err);
+        failed(err);
       }
+      return undefined;
     })();
+    // For an online recipient the archive is not needed to deliver: a database that hangs (no answer, no error) holds
+    // the message up for ARCHIVE_WAIT_MS at most. Offline delivery needs the database anyway and is not bounded here.
+    return online ? bounded(work, stanza) : work;
   };
+  /** Messages delivered before their archive id came back: the late id is not stamped on what is already sent. */
+  const late = new WeakSet<Element>();
+  const bounded = (work: Promise<undefined>, stanza: Element): Promise<undefined> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        late.add(stanza);
+        stats.archiveSlow++;
+        resolve(undefined);
+      }, ARCHIVE_WAIT_MS);
+      void work.then(() => {
+        clearTimeout(timer);
+        resolve(undefined);
+      });
+    });
   // Sent by a local client: into the sender's archive (a message to oneself is archived once, on arrival). The message
   // does not wait for the write: nothing in it depends on the sender's archive id. Serialised here, before anything later
   // on its way (the recipient's stanza id) changes it.
