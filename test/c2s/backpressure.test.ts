@@ -9,6 +9,8 @@ import { RawClient } from "../kit/raw-client.ts";
 import { parseJid } from "../../src/xmpp/jid.ts";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
+import type { Socket } from "node:net";
+import WebSocket from "ws";
 
 // A full collection before measuring, so that what is counted is what the server keeps, not garbage not yet collected.
 setFlagsFromString("--expose-gc");
@@ -22,8 +24,14 @@ let ts: TestServer;
 
 before(async () => {
   ts = await createTestServer(
-    { c2s: { max_send_buffer: MAX_SEND_BUFFER }, offline: { max_messages: N / 2 } },
-    { users: { "alice@localhost": PW, "bob@localhost": PW } },
+    {
+      c2s: { max_send_buffer: MAX_SEND_BUFFER, encryption: "optional" },
+      offline: { max_messages: N / 2 },
+      // XMPP over WebSocket (RFC 7395) on plain ws:// for the WebSocket case; TCP clients still use STARTTLS.
+      http: { listen: ["127.0.0.1:0"] },
+      auth: { insecure_plain: true },
+    },
+    { users: { "alice@localhost": PW, "bob@localhost": PW, "carol@localhost": PW } },
   );
 });
 after(async () => {
@@ -125,5 +133,71 @@ test("a client that stops reading is closed and what it did not get is stored of
   // and a 140 MiB peak; with it, about max_send_buffer is held until the close and nothing after.
   assert.ok(kept < 16 * 1048576, `the server still holds ${(kept / 1048576).toFixed(1)} MiB after the flood`);
   assert.ok(growth < 128 * 1048576, `rss grew ${(growth / 1048576).toFixed(1)} MiB`);
+  alice.close();
+});
+
+test("a WebSocket client that stops reading is closed the same way, and what it did not get is stored offline", { timeout: 120_000 }, async () => {
+  const M = 1000;
+  const FRAMING = "urn:ietf:params:xml:ns:xmpp-framing";
+  const ws = new WebSocket(`ws://127.0.0.1:${ts.server.addresses.http[0]!.port}/xmpp-websocket`, ["xmpp"]);
+  const inbox: string[] = [];
+  let closed = false;
+  let wake: (() => void) | undefined;
+  ws.on("message", (d) => {
+    inbox.push(d.toString());
+    wake?.();
+  });
+  ws.on("close", () => {
+    closed = true;
+    wake?.();
+  });
+  ws.on("error", () => {});
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", () => resolve());
+    ws.once("error", reject);
+  });
+  const expect = async (re: RegExp): Promise<string> => {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const i = inbox.findIndex((m) => re.test(m));
+      if (i >= 0) return inbox.splice(0, i + 1)[i]!;
+      if (closed || Date.now() > deadline) throw new Error(`no ${re}`);
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, 100);
+      });
+    }
+  };
+  ws.send(`<open xmlns='${FRAMING}' to='localhost' version='1.0'/>`);
+  await expect(/<\/stream:features>/);
+  ws.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0carol\0${PW}`).toString("base64")}</auth>`);
+  await expect(/^<success/);
+  ws.send(`<open xmlns='${FRAMING}' to='localhost' version='1.0'/>`);
+  await expect(/<\/stream:features>/);
+  ws.send(`<iq xmlns='jabber:client' type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>ws</resource></bind></iq>`);
+  const carolJid = /<jid>([^<]+)<\/jid>/.exec(await expect(/<jid>/))![1]!;
+
+  const { client: alice } = await RawClient.login(ts.c2sPort, "alice", PW, "ws-flooder");
+  // The ws library keeps its socket private; pausing it is how a browser tab that stopped reading looks to the server.
+  (ws as unknown as { _socket: Socket })._socket.pause();
+  for (let i = 1; i <= M; i++) {
+    const ok = alice.socket.write(`<message type='chat' to='${carolJid}' id='w${i}'><body>${BODY}</body></message>`);
+    if (!ok) await new Promise((r) => alice.socket.once("drain", r));
+  }
+  await until(() => ts.server.sessions.get(parseJid(carolJid)) === undefined, "the stalled WebSocket session to end");
+  await alice.sync();
+  assert.doesNotMatch(alice.buffer, /type='error'/); // under the offline quota: nothing bounced
+
+  (ws as unknown as { _socket: Socket })._socket.resume();
+  await until(() => closed, "the WebSocket to close");
+  const read = new Set(inbox.flatMap((m) => /^<message\b[^>]*\bid='(w\d+)'[\s\S]*<\/message>$/.exec(m)?.[1] ?? []));
+  await until(async () => read.size + (await ts.server.storage.offline.count("localhost", "carol")) >= M, "every message to be read or stored");
+  const stored = new Set((await ts.server.storage.offline.list("localhost", "carol")).map((m) => /\bid='(w\d+)'/.exec(m.stanza)?.[1]));
+  let missing = 0;
+  for (let i = 1; i <= M; i++) if (!read.has(`w${i}`) && !stored.has(`w${i}`)) missing++;
+  console.log(`websocket: read ${read.size}, offline ${stored.size}, missing ${missing}`);
+  assert.equal(missing, 0, "no message is lost");
+  assert.ok(read.size < M / 2, `the stalled client read ${read.size} messages: it should have been closed early`);
+  assert.ok(stored.size + read.size <= M + 2, "at most a message cut at the boundary is both read and stored");
   alice.close();
 });
