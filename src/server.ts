@@ -3,6 +3,7 @@ import type { Server as NetServer, AddressInfo, Socket } from "node:net";
 import type { Config } from "./core/config/schema.ts";
 import type { Logger } from "./core/log.ts";
 import type { Storage } from "./storage/types.ts";
+import type { MamStats } from "./modules/mam/mod.ts";
 import { openStorage, storageOptions } from "./storage/open.ts";
 import { loadCertificates } from "./core/certs.ts";
 import { TlsContexts, tlsPolicyFor } from "./core/tls-contexts.ts";
@@ -60,6 +61,11 @@ export interface ServerStatus {
   /** Configured external components (XEP-0114) and whether each is connected. */
   components: ComponentInfo[];
   memory: { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
+  /**
+   * The storage backend, whether it answers, and the archive (XEP-0313) copies that could not be written while it did
+   * not (the messages were delivered): missed, written later, waiting, given up. Summed over hosts.
+   */
+  storage?: { backend: string; available: boolean; failures: number; archiveMisses: number; archiveRetried: number; archiveRetryQueued: number; archiveDropped: number; archiveSlow: number };
 }
 
 /** A running Comity server. */
@@ -116,6 +122,11 @@ export class ComityServer {
     this.control.set("s2s.list", () => this.s2s.list());
     this.control.set("status", () => this.status());
     this.control.set("accounts.delete", (p) => this.deleteAccount(String(p["host"]), String(p["username"])));
+    // One line when a storage server stops answering and one when it answers again, never one per failed query.
+    storage.health?.onChange((available, detail) => {
+      if (available) log.info({ backend: storage.kind }, "storage reachable again");
+      else log.warn({ backend: storage.kind, detail }, "storage unavailable");
+    });
   }
 
   /**
@@ -200,7 +211,23 @@ export class ComityServer {
       s2sOutgoing: links.filter((l) => l.direction === "out").length,
       components: this.components.list(),
       memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external, arrayBuffers: mem.arrayBuffers },
+      storage: this.#storageStatus(),
     };
+  }
+
+  #storageStatus(): NonNullable<ServerStatus["storage"]> {
+    const health = this.storage.health;
+    const st = { backend: this.storage.kind, available: health?.available ?? true, failures: health?.failures ?? 0, archiveMisses: 0, archiveRetried: 0, archiveRetryQueued: 0, archiveDropped: 0, archiveSlow: 0 };
+    for (const host of this.hosts.values()) {
+      const m = host.provided.get("mam-stats") as MamStats | undefined;
+      if (m === undefined) continue;
+      st.archiveMisses += m.archiveMisses;
+      st.archiveRetried += m.archiveRetried;
+      st.archiveRetryQueued += m.archiveRetryQueued;
+      st.archiveDropped += m.archiveDropped;
+      st.archiveSlow += m.archiveSlow;
+    }
+    return st;
   }
 
   /** Start every listener; resolves when all accept connections. */

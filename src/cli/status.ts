@@ -17,10 +17,22 @@ export function formatStatus(s: ServerStatus): string {
     ["clients", `${s.c2sConnections} connections, ${s.c2sSessions} bound sessions`],
     ["servers", `${s.s2sIncoming} incoming, ${s.s2sOutgoing} outgoing links`],
     ...componentRows(s),
+    ...storageRows(s),
     ["memory", `rss ${mib(s.memory.rss)}, heap ${mib(s.memory.heapUsed)} of ${mib(s.memory.heapTotal)}, external ${mib(s.memory.external)}${perConn}`],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join("\n") + "\n";
+}
+
+/** The storage backend and what the archive could not write while it was unreachable. */
+function storageRows(s: ServerStatus): [string, string][] {
+  const st = s.storage;
+  if (st === undefined) return [];
+  const archive =
+    st.archiveMisses > 0 || st.archiveSlow > 0
+      ? `; archive: ${st.archiveMisses} writes missed, ${st.archiveRetried} written later, ${st.archiveRetryQueued} waiting, ${st.archiveDropped} given up, ${st.archiveSlow} deliveries did not wait`
+      : "";
+  return [["storage", `${st.backend}, ${st.available ? "available" : "UNAVAILABLE"} (${st.failures} failed queries)${archive}`]];
 }
 
 /** One row per external component (XEP-0114): connected since when and from where, or not connected. */

@@ -130,6 +130,8 @@ export class C2sSession implements LocalSession {
   #hibernating = false;
   /** end() ran: unbound for good. */
   #ended = false;
+  /** end() settled a XEP-0198 queue: what the connection could not write was in it, so `unsent` has nothing to do. */
+  #smSettled = false;
   /** XEP-0198 state once the client enabled stream management (undefined: no per-stanza cost). */
   sm: StreamManager | undefined;
   /** The outbound filter chain, highest priority first; undefined (not empty) when there is none. */
@@ -160,8 +162,11 @@ export class C2sSession implements LocalSession {
         link.onClosed?.();
         if (link.session) link.session.#closed(reason);
       },
+      unsent: (stanzas) => {
+        if (link.session) link.session.#unsent(stanzas);
+      },
     };
-    const opts: ConnectionOptions = { contentNs: NS_CLIENT, limits: this.#limits(false), log: deps.log };
+    const opts: ConnectionOptions = { contentNs: NS_CLIENT, limits: this.#limits(false), log: deps.log, maxSendBuffer: deps.config.c2s.max_send_buffer };
     if (typeof transport === "function") {
       this.#conn = transport(handlers, opts);
     } else {
@@ -349,7 +354,13 @@ export class C2sSession implements LocalSession {
           } catch {
             return undefined;
           }
-          return (await storage.accounts.get(host.domain, user))?.credentials;
+          try {
+            return (await storage.accounts.get(host.domain, user))?.credentials;
+          } catch (err) {
+            // The mechanism answers temporary-auth-failure (RFC 6120 §6.5.12); #saslFailed does not count it.
+            this.#log.warn({ err, remote: c.remoteAddress }, "c2s login: storage unavailable");
+            throw err;
+          }
         },
       });
       if (!this.#mechanism) {
@@ -407,8 +418,12 @@ export class C2sSession implements LocalSession {
     // Channel-binding negotiation failures (a client trying -PLUS with a binding type we lack, then falling
     // back) say nothing about the password: they neither count as attempts nor slow the address down.
     const negotiation = step.text === "channel-binding-not-supported" || step.text === "server-does-support-channel-binding";
-    if (!negotiation) this.#failures++;
-    const delay = negotiation ? 0 : this.#deps.throttle.failure(c.remoteAddress, { user: step.username });
+    // Storage could not be asked (RFC 6120 §6.5.12 temporary-auth-failure): the server's fault, not a guess at a
+    // password, so it neither counts against the stream nor against the client's address.
+    const ours = step.condition === "temporary-auth-failure";
+    const counted = !negotiation && !ours;
+    if (counted) this.#failures++;
+    const delay = counted ? this.#deps.throttle.failure(c.remoteAddress, { user: step.username }) : 0;
     this.#log.info({ remote: c.remoteAddress, condition: step.condition, failures: this.#failures }, "c2s authentication failed");
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     if (c.closing) return;
@@ -631,6 +646,7 @@ export class C2sSession implements LocalSession {
     this.#drainFilters(); // what filters held is settled with the unacknowledged stanzas below
     const sm = this.sm;
     this.sm = undefined;
+    this.#smSettled = sm !== undefined;
     const unacked = sm ? sm.close() : [];
     this.#deps.sessions.remove(this);
     this.#log.debug({ jid: jid.toString(), reason, unacked: unacked.length }, "c2s closed");
@@ -640,12 +656,7 @@ export class C2sSession implements LocalSession {
     if (!this.#conn.closing) this.#conn.close(reason);
     if (unacked.length === 0) return Promise.resolve();
     const settled = this.#settle(unacked, jid);
-    const pending = this.#deps.settling;
-    if (pending) {
-      pending.add(settled);
-      const done = () => void pending.delete(settled);
-      settled.then(done, done);
-    }
+    this.#track(settled);
     return settled;
   }
 
@@ -677,6 +688,27 @@ export class C2sSession implements LocalSession {
       } catch (err) {
         this.#log.error({ err, jid: jid.toString() }, "could not settle an unacknowledged stanza");
       }
+    }
+  }
+
+  /**
+   * Stanzas the connection could not write (the client stopped reading and the stream was closed over it, or they
+   * came after the stream began closing): settled like unacknowledged ones. With stream management they are still
+   * in its queue (kept for resumption or settled by end()), so nothing is done twice.
+   */
+  #unsent(stanzas: Element[]): void {
+    const jid = this.#jid;
+    if (jid === undefined || this.sm !== undefined || this.#smSettled) return;
+    this.#track(this.#settle(stanzas, jid));
+  }
+
+  /** The server waits for settling before it closes storage. */
+  #track(settled: Promise<void>): void {
+    const pending = this.#deps.settling;
+    if (pending) {
+      pending.add(settled);
+      const done = () => void pending.delete(settled);
+      settled.then(done, done);
     }
   }
 

@@ -56,9 +56,11 @@ export class WsConnection extends Connection {
       element: (el) => self!.#frame(el, handlers),
       closed: handlers.closed,
     };
+    if (handlers.unsent) framed.unsent = handlers.unsent;
     const base: ConnectionOptions = { contentNs: opts.contentNs, limits: opts.limits, externalInput: true };
     if (opts.log) base.log = opts.log;
     if (opts.remoteAddress !== undefined) base.remoteAddress = opts.remoteAddress;
+    if (opts.maxSendBuffer !== undefined) base.maxSendBuffer = opts.maxSendBuffer;
     super(socket, framed, base);
     self = this;
     this.#ws = ws;
@@ -184,7 +186,14 @@ export class WsConnection extends Connection {
   }
 
   override write(text: string): void {
-    if (this.#ws.readyState === WebSocket.OPEN) this.#ws.send(text);
+    if (this.#ws.readyState !== WebSocket.OPEN) return;
+    this.#ws.send(text);
+    this.written(text, undefined);
+  }
+
+  /** RFC 6455 §5.2: an unmasked server frame's header is 2 bytes, 4 with a 16-bit length, 10 with a 64-bit one. */
+  protected override framing(bytes: number): number {
+    return bytes < 126 ? 2 : bytes < 65536 ? 4 : 10;
   }
 
   /**
@@ -192,9 +201,10 @@ export class WsConnection extends Connection {
    * xmlns='jabber:client', and stream:features / stream:error declare the stream prefix themselves.
    */
   override send(el: Element): void {
-    if (this.#ws.readyState !== WebSocket.OPEN) return;
+    if (this.undeliverable(el) || this.#ws.readyState !== WebSocket.OPEN) return;
     let s = serialize(el, "");
     if (el.name.startsWith("stream:")) s = `<${el.name} xmlns:stream='${NS_STREAM}'` + s.slice(el.name.length + 1);
     this.#ws.send(s);
+    this.written(s, el);
   }
 }

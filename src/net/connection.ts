@@ -21,6 +21,12 @@ export interface ConnectionHandlers {
   element(el: Element): void | Promise<void>;
   /** The connection is gone (after close or error); called once. */
   closed(reason: string): void;
+  /**
+   * Stanzas handed to send() that never reached the peer's kernel buffer: still queued in user space when the
+   * socket was destroyed, or sent after the stream began closing. Oldest first. The session settles them (offline
+   * storage or a bounce, RFC 6121 §8.5); without this handler they are lost.
+   */
+  unsent?(stanzas: Element[]): void;
 }
 
 export interface ConnectionOptions {
@@ -40,9 +46,21 @@ export interface ConnectionOptions {
    * `receive()`: no parsing of the raw socket here (subclasses with their own framing, RFC 7395).
    */
   externalInput?: boolean;
+  /**
+   * Most bytes that may wait in user space for a peer that does not read (socket.writableLength); past it the
+   * stream is closed with `resource-constraint` (RFC 6120 §4.9.3.17). 0 or absent: no bound.
+   */
+  maxSendBuffer?: number;
+}
+
+/** One write while the socket had a backlog: its bytes, and the stanza when it was one. */
+interface Backlogged {
+  bytes: number;
+  stanza: Element | undefined;
 }
 
 const CLOSE = Symbol("close");
+const STANZA_NAMES = new Set(["message", "presence", "iq"]);
 
 /** Random stream id (RFC 6120 §4.7.3: unpredictable). */
 export function newStreamId(): string {
@@ -69,12 +87,24 @@ export class Connection {
   #headerNs: string;
   #externalInput: boolean;
   #onData = (chunk: Buffer) => this.#data(chunk);
+  readonly #maxSendBuffer: number;
+  /**
+   * The writes made while the socket had a backlog (writableLength > 0 after the write), oldest first from
+   * #backlogHead: the last `writableLength` bytes of these are what the kernel has not taken yet. Empty (and never
+   * allocated) while the peer reads: a write that leaves no backlog clears it, so the common path costs two getter
+   * reads and no allocation. Bounded: entries wholly behind the backlog are dropped as writes come in.
+   */
+  #backlog: Backlogged[] | undefined;
+  #backlogHead = 0;
+  #backlogBytes = 0;
+  #overflowed = false;
 
   constructor(socket: Socket, handlers: ConnectionHandlers, opts: ConnectionOptions) {
     this.socket = socket;
     this.contentNs = opts.contentNs;
     this.remoteAddress = opts.remoteAddress ?? socket.remoteAddress ?? "unknown";
     this.#externalInput = opts.externalInput === true;
+    this.#maxSendBuffer = opts.maxSendBuffer ?? 0;
     this.#handlers = handlers;
     this.#log = opts.log;
     this.#alias = opts.alias;
@@ -238,14 +268,105 @@ export class Connection {
 
   /** Serialise and send an element in the stream's content namespace. */
   send(el: Element): void {
-    if (this.#closed) return;
-    this.write(serialize(el, this.contentNs, this.#alias));
+    if (this.undeliverable(el)) return;
+    const text = serialize(el, this.contentNs, this.#alias);
+    if (this.socket.destroyed) return;
+    this.socket.write(text);
+    this.written(text, el);
   }
 
   /** Send raw text (stream framing only; stanzas go through send()). */
   write(text: string): void {
     if (this.#closed || this.socket.destroyed) return;
     this.socket.write(text);
+    this.written(text, undefined);
+  }
+
+  /**
+   * Whether a stanza can no longer be written: the stream is closed or closing (anything after our
+   * </stream:stream> is never read), so it goes to the session's `unsent` handler instead of being lost.
+   * Stream-level elements (no jabber:client stanza) are simply dropped then.
+   */
+  protected undeliverable(el: Element): boolean {
+    if (!this.#closed && !this.#closing) return false;
+    if (STANZA_NAMES.has(el.name) && el.xmlns === this.contentNs) this.#handlers.unsent?.([el]);
+    return true;
+  }
+
+  /** Bytes written to the transport but not yet taken by the kernel (a subclass with its own queue adds it). */
+  protected get buffered(): number {
+    return this.socket.writableLength;
+  }
+
+  /** Bytes the transport adds around one write of `bytes` (WebSocket frame headers); 0 for a plain stream. */
+  protected framing(_bytes: number): number {
+    return 0;
+  }
+
+  /**
+   * After every write: record it while the socket has a backlog, and close the stream when the backlog passes
+   * `maxSendBuffer` (a peer that stopped reading must not grow the server without bound). Subclasses that write
+   * their own way call this too.
+   */
+  protected written(text: string, stanza: Element | undefined): void {
+    const buffered = this.buffered;
+    if (buffered === 0) {
+      if (this.#backlog !== undefined) this.#clearBacklog();
+      return;
+    }
+    if (this.#handlers.unsent !== undefined) this.#record(text, stanza, buffered);
+    if (this.#maxSendBuffer > 0 && buffered > this.#maxSendBuffer && !this.#overflowed) {
+      this.#overflowed = true;
+      this.#log?.debug({ remote: this.remoteAddress, buffered }, "send buffer full: the peer is not reading");
+      // Closing writes the error and our footer behind the backlog and gives the peer the close grace period to
+      // read them; what is still queued then is handed back through `unsent`.
+      this.streamError(new StreamError("resource-constraint", { text: `the peer is not reading: more than ${this.#maxSendBuffer} bytes waiting` }));
+    }
+  }
+
+  #record(text: string, stanza: Element | undefined, buffered: number): void {
+    const len = Buffer.byteLength(text);
+    const bytes = len + this.framing(len);
+    const log = (this.#backlog ??= []);
+    log.push({ bytes, stanza });
+    this.#backlogBytes += bytes;
+    // Forget entries wholly written: the recorded total beyond the current backlog was taken by the kernel.
+    let head = this.#backlogHead;
+    while (head < log.length - 1 && this.#backlogBytes - log[head]!.bytes >= buffered) {
+      this.#backlogBytes -= log[head]!.bytes;
+      head++;
+    }
+    if (head > 64 && head * 2 > log.length) {
+      this.#backlog = log.slice(head);
+      head = 0;
+    }
+    this.#backlogHead = head;
+  }
+
+  #clearBacklog(): void {
+    this.#backlog = undefined;
+    this.#backlogHead = 0;
+    this.#backlogBytes = 0;
+  }
+
+  /**
+   * The stanzas not (wholly) taken by the kernel: walk back from the newest write over the last `buffered` bytes.
+   * A stanza cut at the boundary counts as unsent (the peer cannot parse half a stanza), so an error errs towards
+   * storing a copy the peer may also have had, never towards losing one.
+   */
+  #unwritten(): Element[] {
+    const log = this.#backlog;
+    if (log === undefined) return [];
+    // A socket the peer already tore down reports nothing reliable: count everything recorded as unsent.
+    let left = this.socket.destroyed ? this.#backlogBytes : this.buffered;
+    const out: Element[] = [];
+    for (let i = log.length - 1; i >= this.#backlogHead && left > 0; i--) {
+      const e = log[i]!;
+      if (e.stanza !== undefined) out.push(e.stanza);
+      left -= e.bytes;
+    }
+    this.#clearBacklog();
+    return out.reverse();
   }
 
   /** Prepare a stream restart (RFC 6120 §4.3.3): a new parser and a new header from us. */
@@ -353,7 +474,9 @@ export class Connection {
     if (this.#closed) return;
     this.#closed = true;
     this.#queue.length = 0;
+    const unsent = this.#unwritten();
     if (!this.socket.destroyed) this.socket.destroy();
+    if (unsent.length > 0) this.#handlers.unsent?.(unsent);
     this.#handlers.closed(reason);
   }
 }

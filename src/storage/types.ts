@@ -324,9 +324,24 @@ export interface MapStore {
   owners(host: string, opts?: { prefix?: string }): Promise<string[]>;
 }
 
+/**
+ * Whether a storage server answers (PostgreSQL; SQLite and memory never go away). Turned by the outcome of real
+ * queries, so it costs nothing while all is well: the first query that fails for want of a connection turns it down,
+ * the first that succeeds after that turns it up again.
+ */
+export interface StorageHealth {
+  readonly available: boolean;
+  /** Queries that failed for want of a connection, since start. */
+  readonly failures: number;
+  /** Called on each change, with why it went down (or "reachable again"). */
+  onChange(listener: (available: boolean, detail: string) => void): void;
+}
+
 /** The storage root handed to the server and modules. */
 export interface Storage {
   readonly kind: "sqlite" | "postgres" | "memory";
+  /** Present for a storage server that can become unreachable (PostgreSQL). */
+  readonly health?: StorageHealth;
   readonly accounts: AccountStore;
   readonly rosters: RosterStore;
   readonly offline: OfflineStore;

@@ -220,6 +220,12 @@ export const ConfigSchema = Type.Object(
         max_sessions_per_user: Type.Integer({ minimum: 1, default: 10, description: "Concurrent sessions (resources) per account" }),
         auth_attempts: Type.Integer({ minimum: 1, default: 3, description: "Failed SASL attempts on one stream before it is closed" }),
         handshake_timeout: Type.Integer({ minimum: 1, default: 60, description: "Seconds a stream may take to authenticate and bind" }),
+        max_send_buffer: Type.Integer({
+          minimum: 0,
+          default: 4194304,
+          description:
+            "Most bytes waiting to be written to a client that does not read (TCP and WebSocket); past it the stream is closed with resource-constraint and what was not written goes to offline storage or bounces (0: no bound)",
+        }),
         stream_management: Type.Object(
           {
             enabled: Type.Boolean({ default: true, description: "Offer XEP-0198 Stream Management (acks and resumption) to clients" }),
@@ -258,6 +264,12 @@ export const ConfigSchema = Type.Object(
         dns_servers: Type.Array(Type.String(), { default: [], description: "DNS servers for SRV lookups (default: the system's)" }),
         max_stanza_size: Type.Integer({ minimum: 1024, default: 524288, description: "Largest stanza accepted from a peer, bytes" }),
         idle_timeout: Type.Integer({ minimum: 10, default: 600, description: "Seconds before an idle link is closed" }),
+        max_send_buffer: Type.Integer({
+          minimum: 0,
+          default: 8388608,
+          description:
+            "Most bytes waiting to be written to a peer server that does not read; past it the link is closed with resource-constraint and the stanzas not written bounce with remote-server-timeout (0: no bound)",
+        }),
       },
       { default: {}, additionalProperties: false, description: "Server-to-server connections (federation)" },
     ),

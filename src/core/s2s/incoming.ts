@@ -56,6 +56,7 @@ export class S2sIn {
         headerNs: { db: NS_DIALBACK },
         alias: { from: NS_CLIENT, to: NS_SERVER },
         limits: s2sLimits(c),
+        maxSendBuffer: c.s2s.max_send_buffer,
         log: deps.log,
       },
     );

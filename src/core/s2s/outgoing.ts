@@ -186,12 +186,18 @@ export class S2sOut {
         },
         element: (el) => this.#element(el),
         closed: (reason) => this.#closed(reason),
+        // A peer that stopped reading (or a link that closed under queued stanzas): RFC 6120 §8.3.3.17, the
+        // sender learns the remote server did not take them in time.
+        unsent: (stanzas) => {
+          for (const s of stanzas) this.#bounce(s, "remote-server-timeout");
+        },
       },
       {
         contentNs: NS_SERVER,
         headerNs: { db: NS_DIALBACK },
         alias: { from: NS_CLIENT, to: NS_SERVER },
         limits: s2sLimits(c),
+        maxSendBuffer: c.s2s.max_send_buffer,
         log: this.#deps.log,
       },
     );

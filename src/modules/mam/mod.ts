@@ -17,6 +17,29 @@ export const NS_SID = "urn:xmpp:sid:0";
 export const NS_RSM = "http://jabber.org/protocol/rsm";
 export const NS_DELAY = "urn:xmpp:delay";
 
+/** What the archive could not write and did about it, for `comity status` (provided as `mam-stats`). */
+export interface MamStats {
+  /** Writes that failed (storage unreachable); each message was delivered all the same. */
+  archiveMisses: number;
+  /** Of those, written later. */
+  archiveRetried: number;
+  /** Given up: more misses than the retry queue holds. */
+  archiveDropped: number;
+  /** Waiting to be written again now. */
+  archiveRetryQueued: number;
+  /** Messages delivered before their archive write answered (a database that hangs); the write went on. */
+  archiveSlow: number;
+}
+
+/** An archive copy waiting to be written again. */
+interface PendingArchive {
+  user: string;
+  peer: string;
+  direction: "in" | "out";
+  xml: string;
+  timestamp: number;
+}
+
 /** Encrypted payloads that carry no (or only a fallback) body but are still a person's message. */
 const ENCRYPTED: ReadonlySet<string> = new Set(["eu.siacs.conversations.axolotl", "urn:xmpp:omemo:2", "urn:xmpp:openpgp:0", "jabber:x:encrypted"]);
 
@@ -227,6 +250,52 @@ function setup(ctx: ModuleContext): void {
     } else sinceTrim.set(user, n);
     return id;
   };
+  // Archive writes that failed (storage unreachable): the message was delivered all the same, its archive copy waits
+  // here and is written again once storage answers. Bounded: past RETRY_MAX the oldest misses are given up (counted).
+  const RETRY_MAX = 10_000;
+  const RETRY_MS = 1000;
+  const stats: MamStats = { archiveMisses: 0, archiveRetried: 0, archiveDropped: 0, archiveRetryQueued: 0, archiveSlow: 0 };
+  /** Longest an online delivery waits for its archive write (then it goes on without a stanza id). */
+  const ARCHIVE_WAIT_MS = 2000;
+  const retryQueue: PendingArchive[] = [];
+  let retryTimer: NodeJS.Timeout | undefined;
+  let retrying = false;
+  const missed = (p: PendingArchive, err: unknown): void => {
+    stats.archiveMisses++;
+    if (retryQueue.length === 0) ctx.log.warn({ err, user: p.user }, "archive write failed; delivering without it and retrying");
+    if (retryQueue.length >= RETRY_MAX) {
+      retryQueue.shift();
+      stats.archiveDropped++;
+    }
+    retryQueue.push(p);
+    stats.archiveRetryQueued = retryQueue.length;
+    retryTimer ??= setTimeout(retry, RETRY_MS).unref();
+  };
+  const retry = async (): Promise<void> => {
+    retryTimer = undefined;
+    if (retrying) return;
+    retrying = true;
+    try {
+      while (retryQueue.length > 0) {
+        const p = retryQueue[0]!;
+        try {
+          // Preferences are asked again: the miss may have been the lookup itself.
+          if (await wanted(p.user, p.peer)) await store.append(host, p.user, { with: p.peer, direction: p.direction, stanza: p.xml, timestamp: p.timestamp });
+        } catch {
+          break; // still unreachable: try again later, in order
+        }
+        retryQueue.shift();
+        stats.archiveRetried++;
+      }
+    } finally {
+      retrying = false;
+      stats.archiveRetryQueued = retryQueue.length;
+      if (retryQueue.length > 0) retryTimer ??= setTimeout(retry, RETRY_MS).unref();
+      else if (stats.archiveRetried > 0) ctx.log.info({ retried: stats.archiveRetried }, "archive writes caught up");
+    }
+  };
+  ctx.provide("mam-stats", stats);
+
   // Trims are gathered and run together, off the message's path: a SQLite trim first commits the queued rows, so one
   // per append would split the write-behind batches into many small commits.
   const trimDue = new Set<string>();
@@ -239,6 +308,7 @@ function setup(ctx: ModuleContext): void {
   };
   ctx.hook("server/stopping", async () => {
     clearTimeout(trimTimer);
+    clearTimeout(retryTimer);
     await runTrims();
   });
 
@@ -269,21 +339,56 @@ function setup(ctx: ModuleContext): void {
     if (stripStanzaIds(stanza, user)) lastSent = undefined;
     if (!archivable(stanza)) return;
     const peer = from.bareString();
-    if (ctx.sessions.ofBare(user).size > 0) {
+    const online = ctx.sessions.ofBare(user).size > 0;
+    let xml: string | undefined;
+    // A failed write never holds up or bounces the delivery (the archive is not needed to deliver): the message goes
+    // on without a stanza id and its copy is retried. Only PostgreSQL can fail here; SQLite queues on its own thread.
+    const failed = (err: unknown): undefined => {
+      missed({ user: to.local, peer, direction: "in", xml: xml ?? serialize(stanza, stanza.xmlns), timestamp: Date.now() }, err);
+      return undefined;
+    };
+    if (online) {
       const now = wantedNow(to.local, peer);
       if (now === false) return;
       if (now === true) {
-        const id = append(to.local, peer, "in", xmlOf(stanza));
-        return typeof id === "string" ? stampId(stanza, id, user) : id.then((id) => stampId(stanza, id, user));
+        try {
+          const id = append(to.local, peer, "in", (xml = xmlOf(stanza)));
+          return typeof id === "string" ? stampId(stanza, id, user) : bounded(id.then((id) => (late.has(stanza) ? undefined : stampId(stanza, id, user)), failed), stanza);
+        } catch (err) {
+          return failed(err);
+        }
       }
     }
-    return (async () => {
+    const work = (async () => {
       // A message to an account that does not exist is refused by the router; nothing to archive.
-      if (ctx.sessions.ofBare(user).size === 0 && !(await ctx.storage.accounts.get(host, to.local))) return;
-      if (!(await wanted(to.local, peer))) return;
-      return stampId(stanza, await append(to.local, peer, "in", xmlOf(stanza)), user);
+      if (!online && !(await ctx.storage.accounts.get(host, to.local))) return;
+      try {
+        if (!(await wanted(to.local, peer))) return;
+        const id = await append(to.local, peer, "in", (xml = xmlOf(stanza)));
+        if (!late.has(stanza)) stampId(stanza, id, user);
+      } catch (err) {
+        failed(err);
+      }
+      return undefined;
     })();
+    // For an online recipient the archive is not needed to deliver: a database that hangs (no answer, no error) holds
+    // the message up for ARCHIVE_WAIT_MS at most. Offline delivery needs the database anyway and is not bounded here.
+    return online ? bounded(work, stanza) : work;
   };
+  /** Messages delivered before their archive id came back: the late id is not stamped on what is already sent. */
+  const late = new WeakSet<Element>();
+  const bounded = (work: Promise<undefined>, stanza: Element): Promise<undefined> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        late.add(stanza);
+        stats.archiveSlow++;
+        resolve(undefined);
+      }, ARCHIVE_WAIT_MS);
+      void work.then(() => {
+        clearTimeout(timer);
+        resolve(undefined);
+      });
+    });
   // Sent by a local client: into the sender's archive (a message to oneself is archived once, on arrival). The message
   // does not wait for the write: nothing in it depends on the sender's archive id. Serialised here, before anything later
   // on its way (the recipient's stanza id) changes it.
@@ -298,8 +403,8 @@ function setup(ctx: ModuleContext): void {
     lastSent = stanza;
     lastSentXml = xml;
     lastSentChildren = stanza.children.length;
-    // The message still goes out if archiving fails: losing its archive copy is better than losing the message.
-    const failed = (err: unknown) => ctx.log.error({ err, user: from.local }, "archiving a sent message failed");
+    // The message still goes out if archiving fails; its archive copy is retried once storage answers.
+    const failed = (err: unknown) => missed({ user: from.local, peer, direction: "out", xml, timestamp: Date.now() }, err);
     if (now === true) {
       try {
         const id = append(from.local, peer, "out", xml);

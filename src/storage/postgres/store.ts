@@ -23,6 +23,7 @@ import type {
   Storage,
   StoredCredentials,
   Subscription,
+  StorageHealth,
 } from "../types.ts";
 import { assertAudit, assertServerRosterEntry, auditLimit, copyServerRosterEntry } from "../server-roster.ts";
 import { PG_MIGRATIONS, type Migration } from "./migrations.ts";
@@ -154,10 +155,36 @@ function named(name: string, text: string): (values: unknown[]) => Query {
 /** Deadlock and serialisation failures are retried (a few times) when the transaction body can safely run again. */
 const RETRYABLE = new Set(["40001", "40P01"]);
 
+/** Up or down, from the outcome of queries (StorageHealth). */
+class Health implements StorageHealth {
+  available = true;
+  failures = 0;
+  readonly #listeners: ((available: boolean, detail: string) => void)[] = [];
+
+  onChange(listener: (available: boolean, detail: string) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /** Note a mapped error: only "unavailable" ones say anything about the server. */
+  failed(err: unknown): void {
+    if (!(err instanceof StorageError) || err.code !== "COMITY_ERR_STORAGE_UNAVAILABLE") return;
+    this.failures++;
+    if (!this.available) return;
+    this.available = false;
+    for (const l of this.#listeners) l(false, err.message);
+  }
+
+  succeeded(): void {
+    this.available = true;
+    for (const l of this.#listeners) l(true, "reachable again");
+  }
+}
+
 /** The connection pool with the bookkeeping every store shares: closed state, error mapping, transactions. */
 export class Db {
   readonly pool: pg.Pool;
   readonly where: string;
+  readonly health = new Health();
   #closed = false;
 
   constructor(pool: pg.Pool, where: string) {
@@ -180,13 +207,16 @@ export class Db {
   async query<R extends pg.QueryResultRow>(q: Query): Promise<pg.QueryResult<R>> {
     this.live();
     for (let attempt = 1; ; attempt++) {
+      let r: pg.QueryResult<R>;
       try {
-        return await this.pool.query<R>(q);
+        r = await this.pool.query<R>(q);
       } catch (err) {
         const code = (err as PgErrorLike | null)?.code;
         if (code !== undefined && RETRYABLE.has(code) && attempt < 5 && !this.#closed) continue;
-        throw mapError(err, this.where);
+        throw this.#failed(err);
       }
+      if (!this.health.available) this.health.succeeded();
+      return r;
     }
   }
 
@@ -201,7 +231,7 @@ export class Db {
       try {
         client = await this.pool.connect();
       } catch (err) {
-        throw mapError(err, this.where);
+        throw this.#failed(err);
       }
       let broken: Error | undefined;
       try {
@@ -209,6 +239,7 @@ export class Db {
         await client.query(opts.lock === undefined ? "BEGIN" : `BEGIN; SELECT pg_advisory_xact_lock(${opts.lock[0] | 0}, ${opts.lock[1] | 0})`);
         const result = await fn(client);
         await client.query("COMMIT");
+        if (!this.health.available) this.health.succeeded();
         return result;
       } catch (err) {
         try {
@@ -218,11 +249,17 @@ export class Db {
         }
         const code = (err as PgErrorLike | null)?.code;
         if (opts.retry === true && code !== undefined && RETRYABLE.has(code) && attempt < 5 && !this.#closed) continue;
-        throw mapError(err, this.where);
+        throw this.#failed(err);
       } finally {
         client.release(broken);
       }
     }
+  }
+
+  #failed(err: unknown): unknown {
+    const mapped = mapError(err, this.where);
+    this.health.failed(mapped);
+    return mapped;
   }
 
   async close(): Promise<void> {
@@ -522,6 +559,7 @@ const Q = {
 
 class PostgresStorage implements Storage {
   readonly kind = "postgres";
+  readonly health: StorageHealth;
   readonly accounts: AccountStore;
   readonly rosters: RosterStore;
   readonly offline: OfflineStore;
@@ -535,6 +573,7 @@ class PostgresStorage implements Storage {
 
   constructor(db: Db) {
     this.#db = db;
+    this.health = db.health;
     this.#maps = pgMaps(db);
     this.accounts = pgAccounts(db);
     this.rosters = pgRosters(db);
