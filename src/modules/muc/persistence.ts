@@ -85,7 +85,7 @@ function decodeConfig(raw: unknown, limits: ConfigLimits): RoomConfig {
     if (typeof v !== "string") damaged(`config.${k} is not a string`);
     c[k] = v;
   };
-  const bool = (k: "persistent" | "public" | "membersOnly" | "moderated" | "changeSubject" | "allowInvites") => {
+  const bool = (k: "persistent" | "public" | "membersOnly" | "moderated" | "changeSubject" | "allowInvites" | "archive") => {
     const v = raw[k];
     if (v === undefined) return;
     if (typeof v !== "boolean") damaged(`config.${k} is not a boolean`);
@@ -100,7 +100,10 @@ function decodeConfig(raw: unknown, limits: ConfigLimits): RoomConfig {
   str("name");
   str("description");
   str("password");
-  for (const k of ["persistent", "public", "membersOnly", "moderated", "changeSubject", "allowInvites"] as const) bool(k);
+  for (const k of ["persistent", "public", "membersOnly", "moderated", "changeSubject", "allowInvites", "archive"] as const) bool(k);
+  // Documents written before room archives lack the field and get the service's default; a service that keeps no
+  // archives archives no room, whatever was stored.
+  if (!limits.archive) c.archive = false;
   count("maxUsers", 1, limits.maxOccupants);
   count("maxHistory", 0, limits.maxHistory);
   // A stored whois is kept: a room saved while non-anonymous was the default stays non-anonymous, since its occupants

@@ -2,15 +2,19 @@
 // (§7.6, §7.7), groupchat and private messages (§7.4, §7.5), subject (§8.1), invitations (§7.8.2), exit (§7.14),
 // moderation (§8: kick, voice), affiliations (§9: ban, members, admins; §10: owners), configuration (§10.1-10.2),
 // destruction (§10.9), ghosts (§18.1.2) and shutdown (§13.2). The service stores the lasting state of persistent
-// rooms (snapshot(), restored by the constructor); occupants and history are kept in memory.
+// rooms (snapshot(), restored by the constructor); occupants and recent history are kept in memory. Rooms whose
+// configuration says so (muc#roomconfig_enablearchiving) archive their messages (XEP-0313, archive.ts), stamp them with
+// XEP-0359 stanza ids and answer archive queries; a stored room's history comes back from its archive.
 import { randomBytes } from "node:crypto";
 import { Element } from "../../xml/element.ts";
-import { StanzaError, type StanzaCondition } from "../../xmpp/errors.ts";
+import { StanzaError, errorReply, type StanzaCondition } from "../../xmpp/errors.ts";
+import { finElement, parseQuery, queryForm, resultMessage, stripStanzaIds, NS_MAM, NS_SID } from "../mam/mod.ts";
+import type { RoomArchive } from "./archive.ts";
 import { parseJid, tryParseJid, type Jid } from "../../xmpp/jid.ts";
 import { NS_CLIENT, NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_STANZAS } from "../../xmpp/ns.ts";
 import { buildForm } from "../../xmpp/data-forms.ts";
 import { applyConfigForm, configForm, defaultConfig, type ConfigLimits, type RoomConfig, type Whois } from "./config.ts";
-import { History, delayed, parseHistoryRequest, stampOf } from "./history.ts";
+import { History, delayed, parseHistoryRequest, stampOf, type HistoryEntry } from "./history.ts";
 import type { RoomState, RoomSubject } from "./persistence.ts";
 import {
   NS_DELAY,
@@ -53,6 +57,10 @@ export interface RoomDeps {
   /** A real full JID entered / left the room (the service keeps an index for session ends). */
   joined(room: Room, real: string): void;
   left(room: Room, real: string): void;
+  /** The service's room archives (hosts[].muc.archive); absent: no room archives. */
+  archive?: RoomArchive;
+  /** Most messages one archive query returns (mam.max_page). */
+  maxPage?: number;
 }
 
 /**
@@ -191,9 +199,14 @@ export class Room {
   #subject: RoomSubject | undefined;
   readonly #forwarded = new Map<string, Forwarded>();
   #gone = false;
+  /** Messages waiting for their archive id (a store that allocates ids with a round trip), in the order received. */
+  #queue: Promise<void> | undefined;
 
-  /** A new room owned by `from.owner` (locked until configured), or a stored one (`from.state`, unlocked). */
-  constructor(jid: Jid, from: { owner: Jid } | { state: RoomState }, deps: RoomDeps) {
+  /**
+   * A new room owned by `from.owner` (locked until configured), or a stored one (`from.state`, unlocked) with the
+   * discussion history read back from its archive (`from.history`, oldest first).
+   */
+  constructor(jid: Jid, from: { owner: Jid } | { state: RoomState; history?: HistoryEntry[] }, deps: RoomDeps) {
     this.jid = jid;
     this.address = jid.toString();
     this.#deps = deps;
@@ -207,6 +220,7 @@ export class Room {
       this.locked = false;
     }
     this.#history = new History(this.config.maxHistory);
+    if ("state" in from) for (const e of from.history ?? []) this.#history.push(e.stanza, e.stamp);
   }
 
   /** The lasting state, as a persistent room stores it. */
@@ -499,16 +513,50 @@ export class Room {
     if (subject && !stanza.getChild("body") && !stanza.getChild("thread")) return this.#setSubject(o, stanza, subject.text());
     if (!roleAtLeast(o.role, "participant")) throw new StanzaError("forbidden", { text: "you have no voice in this room" });
     const out = this.#reflected(stanza, o);
-    this.#toAll(out);
-    if (out.getChild("body")) this.#history.push(out, this.#deps.now());
+    this.#publish(out, o, out.getChild("body") !== undefined);
   }
 
-  /** The stanza as the room sends it: from the occupant JID, the sender's id (or one made here), no `to`. */
+  /**
+   * Send a reflected message (groupchat with a body, or a subject change) to every occupant, and into the recent
+   * history when `toHistory`. A room that archives stores it first (XEP-0313 §3.2: messages with a body and subject
+   * changes) and stamps the archive id as <stanza-id by='room@service'/> (XEP-0359 §4), the id a client pages from.
+   * Where the store hands out ids at once (SQLite, memory) nothing waits; where the id comes later (PostgreSQL) the
+   * room's messages wait for theirs in the order they were received.
+   */
+  #publish(out: Element, sender: Occupant, toHistory: boolean): void {
+    const archive = this.#deps.archive;
+    if (!archive || !this.config.archive) return this.#deliver(out, toHistory, this.#deps.now(), undefined);
+    const stamp = this.#deps.now();
+    const id = archive.append(this.jid.local, this.#occupantJid(sender), out.toString(), stamp);
+    if (!(id instanceof Promise) && this.#queue === undefined) return this.#deliver(out, toHistory, stamp, id);
+    const queued: Promise<void> = (this.#queue ?? Promise.resolve())
+      .then(() => id)
+      .then((id) => {
+        if (!this.#gone) this.#deliver(out, toHistory, stamp, id);
+      });
+    this.#queue = queued;
+    void queued.finally(() => {
+      if (this.#queue === queued) this.#queue = undefined;
+    });
+  }
+
+  #deliver(out: Element, toHistory: boolean, stamp: number, id: string | undefined): void {
+    if (id !== undefined) out.children.push(new Element("stanza-id", NS_SID, { id, by: this.address }));
+    this.#toAll(out);
+    if (toHistory) this.#history.push(out, stamp);
+  }
+
+  /**
+   * The stanza as the room sends it: from the occupant JID, the sender's id (or one made here), no `to`. A stanza id
+   * the sender wrote in the room's name is dropped (XEP-0359 §5: only the room may say what its archive id is).
+   */
   #reflected(stanza: Element, o: Occupant): Element {
     const attrs: Record<string, string> = { type: "groupchat", from: this.#occupantJid(o), id: stanza.attrs["id"] ?? newId() };
     const lang = stanza.attrs["xml:lang"];
     if (lang !== undefined) attrs["xml:lang"] = lang;
-    return new Element("message", NS_CLIENT, attrs, stanza.children.filter((c) => typeof c !== "string"));
+    const out = new Element("message", NS_CLIENT, attrs, stanza.children.filter((c) => typeof c !== "string"));
+    stripStanzaIds(out, this.address);
+    return out;
   }
 
   #toAll(out: Element): void {
@@ -523,7 +571,7 @@ export class Room {
     if (!allowed) throw new StanzaError("forbidden", { text: "only moderators may change the subject" });
     this.#subject = { text, nick: o.nick, stamp: this.#deps.now() };
     this.#deps.changed(this);
-    this.#toAll(this.#reflected(stanza, o));
+    this.#publish(this.#reflected(stanza, o), o, false);
   }
 
   /** §7.5: to the sessions of the occupant with that nickname, from the sender's occupant JID. */
@@ -615,9 +663,46 @@ export class Room {
         return this.#result(iq, new Element("query", NS_MUC_OWNER, {}, [configForm(this.address, this.config, this.#deps.limits)]));
       case `set ${NS_MUC_OWNER} query`:
         return this.#ownerSet(iq, from, payload);
+      case `get ${NS_MAM} query`:
+        this.#mayReadArchive(from);
+        return this.#result(iq, new Element("query", NS_MAM, {}, [queryForm()]));
+      case `set ${NS_MAM} query`:
+        this.#mayReadArchive(from);
+        void this.#archiveQuery(iq, from, payload).catch((err: unknown) => {
+          const e = err instanceof StanzaError ? err : new StanzaError("internal-server-error");
+          this.#deps.send(errorReply(iq, e, { by: this.address }));
+        });
+        return;
       default:
         throw new StanzaError("service-unavailable");
     }
+  }
+
+  /**
+   * Who may read the archive (XEP-0313 §4.1.1 leaves it to the room, XEP-0045's own rules apply): in a members-only
+   * room its members, admins and owners, present or not; in an open room its occupants (and members and above);
+   * nobody banned. A room that does not archive has no archive to offer.
+   */
+  #mayReadArchive(from: Jid): void {
+    if (!this.#deps.archive || !this.config.archive) throw new StanzaError("service-unavailable", { text: "this room keeps no archive" });
+    const affiliation = this.#privilege(from);
+    if (affiliation === "outcast") throw new StanzaError("forbidden", { text: "you are banned from this room" });
+    if (affiliationAtLeast(affiliation, "member")) return;
+    if (this.config.membersOnly) throw new StanzaError("forbidden", { text: "only members may read this room's archive" });
+    if (!this.#byReal.has(from.toString())) throw new StanzaError("forbidden", { text: "only occupants may read this room's archive" });
+  }
+
+  /** XEP-0313 §4: a query to the room; the results (§5) come from the room's JID, then the IQ result with <fin/>. */
+  async #archiveQuery(iq: Element, from: Jid, payload: Element): Promise<void> {
+    const q = parseQuery(payload, this.#deps.maxPage ?? 250, { fullWith: true });
+    const page = await this.#deps.archive!.query(this.jid.local, q);
+    const to = from.toString();
+    const queryid = payload.attrs["queryid"];
+    for (const m of page.items) {
+      const result = resultMessage(m, { from: this.address, to, queryid }, () => undefined);
+      if (result) this.#deps.send(result);
+    }
+    this.#result(iq, finElement(page));
   }
 
   #result(iq: Element, payload?: Element): void {
@@ -678,6 +763,7 @@ export class Room {
       c.whois === "anyone" ? "muc_nonanonymous" : "muc_semianonymous",
       c.persistent ? "muc_persistent" : "muc_temporary",
       c.moderated ? "muc_moderated" : "muc_unmoderated",
+      ...(this.#deps.archive && c.archive ? [NS_MAM, NS_SID] : []), // XEP-0313 §8, XEP-0359 §6
     ];
     for (const f of features) q.c("feature", { var: f });
     q.children.push(
