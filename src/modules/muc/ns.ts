@@ -12,3 +12,5 @@ export const NS_MUC_STABLE_ID = "http://jabber.org/protocol/muc#stable_id";
 export const NS_MUC_SELF_PING = "http://jabber.org/protocol/muc#self-ping-optimization";
 export const NS_DELAY = "urn:xmpp:delay";
 export const NS_VCARD = "vcard-temp";
+/** XEP-0421: anonymous unique occupant identifiers. */
+export const NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0";

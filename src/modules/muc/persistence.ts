@@ -32,6 +32,8 @@ export interface RoomState {
   /** Bare JIDs (or domains, for bans) and their affiliation; "none" is never listed. */
   affiliations: [string, Exclude<Affiliation, "none">][];
   subject?: RoomSubject;
+  /** XEP-0421: the room's secret for occupant ids (base64url), kept so that ids stay the same across restarts. */
+  occupantIdSecret?: string;
 }
 
 /** A stored room, as read at start. */
@@ -61,6 +63,7 @@ export function encodeRoom(name: string, state: RoomState): string {
     affiliations: state.affiliations.map(([jid, affiliation]) => ({ jid, affiliation })),
   };
   if (state.subject) doc["subject"] = state.subject;
+  if (state.occupantIdSecret !== undefined) doc["occupantIdSecret"] = state.occupantIdSecret;
   return JSON.stringify(doc);
 }
 
@@ -163,6 +166,12 @@ export function decodeRoom(name: string, json: string, limits: ConfigLimits): Ro
   const state: RoomState = { config: decodeConfig(doc["config"], limits), affiliations: decodeAffiliations(doc["affiliations"]) };
   const subject = decodeSubject(doc["subject"]);
   if (subject) state.subject = subject;
+  // Absent from documents written before occupant ids: the room makes a new secret and stores it (service.load).
+  const secret = doc["occupantIdSecret"];
+  if (secret !== undefined) {
+    if (typeof secret !== "string" || !/^[A-Za-z0-9_-]{16,}$/.test(secret)) damaged("occupantIdSecret is not a base64url string");
+    state.occupantIdSecret = secret;
+  }
   return state;
 }
 

@@ -5,7 +5,7 @@
 // rooms (snapshot(), restored by the constructor); occupants and recent history are kept in memory. Rooms whose
 // configuration says so (muc#roomconfig_enablearchiving) archive their messages (XEP-0313, archive.ts), stamp them with
 // XEP-0359 stanza ids and answer archive queries; a stored room's history comes back from its archive.
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { Element } from "../../xml/element.ts";
 import { StanzaError, errorReply, type StanzaCondition } from "../../xmpp/errors.ts";
 import { finElement, parseQuery, queryForm, resultMessage, stripStanzaIds, NS_MAM, NS_SID } from "../mam/mod.ts";
@@ -25,6 +25,7 @@ import {
   NS_MUC_SELF_PING,
   NS_MUC_STABLE_ID,
   NS_MUC_USER,
+  NS_OCCUPANT_ID,
   NS_VCARD,
 } from "./ns.ts";
 import {
@@ -96,6 +97,8 @@ const FORWARD_TIMEOUT_MS = 60_000;
 class Occupant {
   nick: string;
   readonly bare: string;
+  /** XEP-0421 occupant id, set by the room (the same for every session of the user). */
+  occupantId = "";
   role: Role;
   /** Real full JIDs of the user's sessions in the room. */
   readonly sessions = new Map<string, Jid>();
@@ -147,13 +150,18 @@ interface Forwarded {
   timer: NodeJS.Timeout;
 }
 
-/** Remove the MUC protocol elements a client put in its presence (§17.3). */
+/** XEP-0421 §4: an occupant id only the room may add; one a client sent is dropped. */
+function isOccupantId(c: Element["children"][number]): boolean {
+  return typeof c !== "string" && c.name === "occupant-id" && c.xmlns === NS_OCCUPANT_ID;
+}
+
+/** Remove the MUC protocol elements a client put in its presence (§17.3), and any occupant id (XEP-0421 §4). */
 function sanitize(presence: Element): Element[] {
   const out: Element[] = [];
   for (const c of presence.children) {
     if (typeof c === "string") continue;
     if (c.name === "x" && (c.xmlns === NS_MUC || c.xmlns === NS_MUC_USER)) continue;
-    if (c.name === "error") continue;
+    if (c.name === "error" || isOccupantId(c)) continue;
     out.push(c);
   }
   return out;
@@ -201,6 +209,8 @@ export class Room {
   #gone = false;
   /** Messages waiting for their archive id (a store that allocates ids with a round trip), in the order received. */
   #queue: Promise<void> | undefined;
+  /** XEP-0421: the key occupant ids are made with; stored with a persistent room so ids outlive restarts. */
+  readonly #occupantIdSecret: string;
 
   /**
    * A new room owned by `from.owner` (locked until configured), or a stored one (`from.state`, unlocked) with the
@@ -219,6 +229,7 @@ export class Room {
       if (from.state.subject) this.#subject = { ...from.state.subject };
       this.locked = false;
     }
+    this.#occupantIdSecret = ("state" in from ? from.state.occupantIdSecret : undefined) ?? randomBytes(32).toString("base64url");
     this.#history = new History(this.config.maxHistory);
     if ("state" in from) for (const e of from.history ?? []) this.#history.push(e.stanza, e.stamp);
   }
@@ -229,7 +240,17 @@ export class Room {
     for (const [who, a] of this.#affiliations) if (a !== "none") affiliations.push([who, a]);
     const state: RoomState = { config: { ...this.config }, affiliations };
     if (this.#subject) state.subject = { ...this.#subject };
+    state.occupantIdSecret = this.#occupantIdSecret;
     return state;
+  }
+
+  /**
+   * XEP-0421 §4: an occupant's id, the same for a real bare JID in this room whatever its nickname or session, and
+   * telling nothing about the JID to those who cannot see it: an HMAC-SHA-256 of the bare JID keyed with the room's
+   * secret (another room's ids for the same user differ).
+   */
+  occupantIdOf(bare: string): string {
+    return createHmac("sha256", this.#occupantIdSecret).update(bare).digest("base64");
   }
 
   get occupantCount(): number {
@@ -327,6 +348,7 @@ export class Room {
       o.presence = sanitize(stanza);
     } else {
       o = new Occupant(nick, from.bareString(), defaultRole(affiliation, this.config.moderated), from, sanitize(stanza));
+      o.occupantId = this.occupantIdOf(o.bare);
       this.#byNick.set(nick, o);
     }
     this.#byReal.set(real, o);
@@ -373,6 +395,7 @@ export class Room {
     if (info.unavailable) attrs["type"] = "unavailable";
     if (info.id !== undefined) attrs["id"] = info.id;
     const p = new Element("presence", NS_CLIENT, attrs, [...(info.children ?? (info.unavailable ? [] : o.presence))]);
+    p.c("occupant-id", { id: o.occupantId }, NS_OCCUPANT_ID); // XEP-0421 §4: on every presence about the occupant
     const x = p.c("x", {}, NS_MUC_USER);
     const self = viewer === o;
     const item: Record<string, string> = {
@@ -554,8 +577,9 @@ export class Room {
     const attrs: Record<string, string> = { type: "groupchat", from: this.#occupantJid(o), id: stanza.attrs["id"] ?? newId() };
     const lang = stanza.attrs["xml:lang"];
     if (lang !== undefined) attrs["xml:lang"] = lang;
-    const out = new Element("message", NS_CLIENT, attrs, stanza.children.filter((c) => typeof c !== "string"));
+    const out = new Element("message", NS_CLIENT, attrs, stanza.children.filter((c) => typeof c !== "string" && !isOccupantId(c)));
     stripStanzaIds(out, this.address);
+    out.c("occupant-id", { id: o.occupantId }, NS_OCCUPANT_ID); // XEP-0421 §4, archived with the message
     return out;
   }
 
@@ -585,9 +609,10 @@ export class Room {
     if (!allowed) throw new StanzaError("forbidden", { text: "private messages are not allowed here" });
     const attrs: Record<string, string> = { ...stanza.attrs, from: this.#occupantJid(o) };
     delete attrs["to"];
-    const children = stanza.children.filter((c) => typeof c !== "string");
+    const children = stanza.children.filter((c) => typeof c !== "string" && !isOccupantId(c));
     // §7.5: marked as a MUC private message (so carbons and archives can tell).
     if (!stanza.getChild("x", NS_MUC_USER)) children.push(new Element("x", NS_MUC_USER));
+    children.push(new Element("occupant-id", NS_OCCUPANT_ID, { id: o.occupantId })); // XEP-0421 §4
     for (const s of target.sessions.keys()) this.#deps.send(new Element("message", NS_CLIENT, { ...attrs, to: s }, [...children]));
   }
 
@@ -756,6 +781,7 @@ export class Room {
       NS_MUC,
       NS_MUC_STABLE_ID,
       NS_MUC_SELF_PING,
+      NS_OCCUPANT_ID,
       NS_DISCO_INFO,
       c.public ? "muc_public" : "muc_hidden",
       c.membersOnly ? "muc_membersonly" : "muc_open",

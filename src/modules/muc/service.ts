@@ -99,7 +99,9 @@ export class MucService {
     for (const { name, state } of stored) {
       const jid = parseJid(`${name}@${this.domain}`);
       const history = state.config.archive ? await this.#history(name, state.config.maxHistory) : [];
-      this.rooms.set(name, new Room(jid, { state, history }, this.#deps));
+      const room = new Room(jid, { state, history }, this.#deps);
+      this.rooms.set(name, room);
+      if (state.occupantIdSecret === undefined) store.save(name, room.snapshot()); // stored before XEP-0421: keep its new secret
     }
     return stored.length;
   }
