@@ -109,6 +109,23 @@ export class RoomArchive {
     }
   }
 
+  /**
+   * Replace one archived message of `room` with what `make` builds from it (XEP-0425: a tombstone); resolves the
+   * message as it was, or item-not-found when the id is not in the room's archive.
+   */
+  async replace(room: string, id: string, make: (current: ArchivedMessage) => string): Promise<ArchivedMessage> {
+    let before: ArchivedMessage | undefined;
+    try {
+      before = await this.#store.replace(this.#domain, room, id, make);
+    } catch (err) {
+      if (err instanceof StanzaError) throw err;
+      this.#log.error({ domain: this.#domain, room, err }, "changing a room archive failed");
+      throw new StanzaError("internal-server-error", { text: "the archive cannot be changed now" });
+    }
+    if (before === undefined) throw new StanzaError("item-not-found", { text: "no such message in the archive" });
+    return before;
+  }
+
   /** Forget `room`'s archive (the room was destroyed, or a temporary room ended): a new room of that name starts empty. */
   clear(room: string): void {
     this.#sinceTrim.delete(room);

@@ -40,6 +40,6 @@ async function setup(ctx: ModuleContext): Promise<void> {
 
 export default defineModule({
   name: "muc",
-  protocol: [{ xep: 45, version: "1.35" }, { xep: 410, version: "1.1" }, { xep: 313, version: "1.1.1" }, { xep: 359, version: "0.7.0" }, { xep: 421, version: "0.1.0" }],
+  protocol: [{ xep: 45, version: "1.35" }, { xep: 410, version: "1.1" }, { xep: 313, version: "1.1.1" }, { xep: 359, version: "0.7.0" }, { xep: 421, version: "0.1.0" }, { xep: 425, version: "0.3.0" }],
   setup,
 });

@@ -11,6 +11,7 @@ import { StanzaError, errorReply, type StanzaCondition } from "../../xmpp/errors
 import { finElement, parseQuery, queryForm, resultMessage, stripStanzaIds, NS_MAM, NS_SID } from "../mam/mod.ts";
 import type { RoomArchive } from "./archive.ts";
 import { parseJid, tryParseJid, type Jid } from "../../xmpp/jid.ts";
+import { parseXml } from "../../xml/parser.ts";
 import { NS_CLIENT, NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_STANZAS } from "../../xmpp/ns.ts";
 import { buildForm } from "../../xmpp/data-forms.ts";
 import { applyConfigForm, configForm, defaultConfig, type ConfigLimits, type RoomConfig, type Whois } from "./config.ts";
@@ -25,7 +26,10 @@ import {
   NS_MUC_SELF_PING,
   NS_MUC_STABLE_ID,
   NS_MUC_USER,
+  NS_FASTEN,
+  NS_MODERATE,
   NS_OCCUPANT_ID,
+  NS_RETRACT,
   NS_VCARD,
 } from "./ns.ts";
 import {
@@ -688,6 +692,9 @@ export class Room {
         return this.#result(iq, new Element("query", NS_MUC_OWNER, {}, [configForm(this.address, this.config, this.#deps.limits)]));
       case `set ${NS_MUC_OWNER} query`:
         return this.#ownerSet(iq, from, payload);
+      case `set ${NS_FASTEN} apply-to`:
+        if (!payload.getChild("moderate", NS_MODERATE)) throw new StanzaError("feature-not-implemented", { text: "only moderation is applied to messages here" });
+        return this.#moderate(iq, from, payload);
       case `get ${NS_MAM} query`:
         this.#mayReadArchive(from);
         return this.#result(iq, new Element("query", NS_MAM, {}, [queryForm()]));
@@ -715,6 +722,67 @@ export class Room {
     if (affiliationAtLeast(affiliation, "member")) return;
     if (this.config.membersOnly) throw new StanzaError("forbidden", { text: "only members may read this room's archive" });
     if (!this.#byReal.has(from.toString())) throw new StanzaError("forbidden", { text: "only occupants may read this room's archive" });
+  }
+
+  /**
+   * XEP-0425 (0.2/0.3, as slixmpp 1.8 sends it): a moderator retracts a message by its stanza id. The archived
+   * message becomes a tombstone (its sender, id and time stay; the content is replaced by <moderated/> with
+   * <retracted/>, the moderator's occupant JID and id, and the reason), it leaves the recent history, and every
+   * occupant gets the retraction (<apply-to id><moderated by><retract/>…) from the room.
+   */
+  #moderate(iq: Element, from: Jid, applyTo: Element): void {
+    const mod = this.#byReal.get(from.toString());
+    if (mod?.role !== "moderator") throw new StanzaError("forbidden", { text: "only moderators may moderate messages" });
+    const archive = this.#deps.archive;
+    if (!archive || !this.config.archive) throw new StanzaError("item-not-found", { text: "this room keeps no archive" });
+    const id = applyTo.attrs["id"];
+    const moderate = applyTo.getChild("moderate", NS_MODERATE)!;
+    if (!id || !moderate.getChild("retract", NS_RETRACT)) throw new StanzaError("bad-request", { text: "apply-to needs an id and moderate a <retract/>" });
+    const reason = moderate.getChildText("reason", NS_MODERATE);
+    const by = this.#occupantJid(mod);
+    const stamp = stampOf(this.#deps.now());
+    const moderated = (inner: Element): Element => {
+      const m = new Element("moderated", NS_MODERATE, { by });
+      m.children.push(inner);
+      if (reason !== undefined && reason !== "") m.c("reason").t(reason);
+      m.c("occupant-id", { id: mod.occupantId }, NS_OCCUPANT_ID);
+      return m;
+    };
+    const tombstone = (current: string): string => {
+      let old: Element;
+      try {
+        old = parseXml(current);
+      } catch {
+        old = new Element("message", NS_CLIENT, { type: "groupchat" });
+      }
+      const attrs: Record<string, string> = {};
+      for (const k of ["type", "from", "id", "xml:lang"]) if (old.attrs[k] !== undefined) attrs[k] = old.attrs[k];
+      const t = new Element("message", NS_CLIENT, attrs, [moderated(new Element("retracted", NS_RETRACT, { stamp }))]);
+      // The sender's occupant id stays: clients match the tombstone to the occupant who wrote it.
+      const sender = old.getChild("occupant-id", NS_OCCUPANT_ID);
+      if (sender) t.children.push(new Element("occupant-id", NS_OCCUPANT_ID, { id: sender.attrs["id"] ?? "" }));
+      return t.toString();
+    };
+    void archive
+      .replace(this.jid.local, id, (m) => {
+        if (m.stanza.includes(`xmlns='${NS_MODERATE}'`) && /<moderated\b/.test(m.stanza)) throw new StanzaError("item-not-found", { text: "this message was moderated already" });
+        return tombstone(m.stanza);
+      })
+      .then(
+        () => {
+          this.#history.remove((e) => e.stanza.getChild("stanza-id", NS_SID)?.attrs["id"] === id);
+          this.#result(iq);
+          const m = new Element("message", NS_CLIENT, { from: this.address, type: "groupchat", id: newId() });
+          m.c("apply-to", { id }, NS_FASTEN).children.push(moderated(new Element("retract", NS_RETRACT)));
+          // A fallback for clients that know no moderation (XEP-0428 would mark it; a plain body is what they show).
+          m.c("body").t(`A message was moderated${reason ? `: ${reason}` : ""}.`);
+          this.#toAll(m);
+        },
+        (err: unknown) => {
+          const e = err instanceof StanzaError ? err : new StanzaError("internal-server-error");
+          this.#deps.send(errorReply(iq, e, { by: this.address }));
+        },
+      );
   }
 
   /** XEP-0313 §4: a query to the room; the results (§5) come from the room's JID, then the IQ result with <fin/>. */
@@ -789,7 +857,7 @@ export class Room {
       c.whois === "anyone" ? "muc_nonanonymous" : "muc_semianonymous",
       c.persistent ? "muc_persistent" : "muc_temporary",
       c.moderated ? "muc_moderated" : "muc_unmoderated",
-      ...(this.#deps.archive && c.archive ? [NS_MAM, NS_SID] : []), // XEP-0313 §8, XEP-0359 §6
+      ...(this.#deps.archive && c.archive ? [NS_MAM, NS_SID, NS_MODERATE] : []), // XEP-0313 §8, XEP-0359 §6, XEP-0425
     ];
     for (const f of features) q.c("feature", { var: f });
     q.children.push(
