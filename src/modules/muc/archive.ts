@@ -98,6 +98,11 @@ export class RoomArchive {
     return page;
   }
 
+  /** A stored row that cannot be parsed: skipped from results, and said in the log. */
+  unreadable(room: string, id: string, err: unknown): void {
+    this.#log.warn({ domain: this.#domain, room, id, err }, "skipping an unreadable archived room message");
+  }
+
   /** The newest `n` messages of `room`, oldest first (the discussion history of a room that came back from storage). */
   async recent(room: string, n: number): Promise<ArchivedMessage[]> {
     if (n === 0) return [];

@@ -789,10 +789,12 @@ export class Room {
   async #archiveQuery(iq: Element, from: Jid, payload: Element): Promise<void> {
     const q = parseQuery(payload, this.#deps.maxPage ?? 250, { fullWith: true });
     const page = await this.#deps.archive!.query(this.jid.local, q);
+    // Results, then the answer (XEP-0313 §4.2), all through the ordered sender: they reach the querier in this order.
     const to = from.toString();
     const queryid = payload.attrs["queryid"];
+    const archive = this.#deps.archive!;
     for (const m of page.items) {
-      const result = resultMessage(m, { from: this.address, to, queryid }, () => undefined);
+      const result = resultMessage(m, { from: this.address, to, queryid }, (err) => archive.unreadable(this.jid.local, m.id, err));
       if (result) this.#deps.send(result);
     }
     this.#result(iq, finElement(page));
