@@ -227,3 +227,28 @@ test("room archives on SQLite: ids, queries, access, switched off, and across a 
 test("room archives on PostgreSQL: the same, with ids from the database", { skip: pgSkip, timeout: 120_000 }, async () => {
   await scenario({ backend: "postgres", postgres_url: TEST_POSTGRES_URL, postgres_schema: schema, postgres_pool_size: 4 });
 });
+
+test("hosts[].muc.archive: false keeps no room archives: no feature, no field, no stanza ids, service-unavailable", { timeout: 60_000 }, async () => {
+  const ts = await createTestServer(
+    { hosts: [{ domain: "localhost", muc: { domain: SERVICE, archive: false } }] },
+    { users: { "alice@localhost": PW } },
+  );
+  const peers: Peer[] = [];
+  try {
+    const alice = await Peer.login(ts.c2sPort, "alice", PW, "r");
+    peers.push(alice);
+    await createRoom(alice, "plain", { "muc#roomconfig_enablearchiving": "1" }); // not offered: ignored
+    assert.ok(!(await features(alice, "plain")).includes(MAM));
+    const form = await alice.iq(`<query xmlns='${MUC_OWNER}'/>`, "get", `plain@${SERVICE}`);
+    const vars = form.getChild("query")!.getChild("x", "jabber:x:data")!.getChildren("field").map((f) => f.attrs["var"]);
+    assert.ok(!vars.includes("muc#roomconfig_enablearchiving"), vars.join(" "));
+    alice.send(`<message type='groupchat' to='plain@${SERVICE}'><body>not kept</body></message>`);
+    const m = await alice.next((e) => e.getChildText("body") === "not kept", "the message");
+    assert.equal(m.getChild("stanza-id", SID), undefined);
+    assert.equal(condition((await mam(alice, "plain")).iq), "service-unavailable");
+    assert.equal((await ts.server.storage.archive.query(SERVICE, "plain", { max: 10 }))?.count ?? 0, 0, "nothing stored");
+  } finally {
+    for (const p of peers) p.close();
+    await ts.stop();
+  }
+});

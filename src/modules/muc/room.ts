@@ -94,6 +94,12 @@ function isGoneError(stanza: Element): boolean {
   return condition === undefined || GONE_ERRORS.has(condition);
 }
 
+/**
+ * Most messages of one room waiting for their archive ids (a store that allocates them with a round trip); beyond it
+ * the room refuses messages with resource-constraint (wait) until the store catches up, so memory stays bounded.
+ */
+const MAX_WAITING_FOR_ARCHIVE = 1000;
+
 /** How long the room waits for the answer to an IQ it forwarded to an occupant. */
 const FORWARD_TIMEOUT_MS = 60_000;
 
@@ -213,6 +219,7 @@ export class Room {
   #gone = false;
   /** Messages waiting for their archive id (a store that allocates ids with a round trip), in the order received. */
   #queue: Promise<void> | undefined;
+  #waiting = 0;
   /** XEP-0421: the key occupant ids are made with; stored with a persistent room so ids outlive restarts. */
   readonly #occupantIdSecret: string;
 
@@ -539,6 +546,7 @@ export class Room {
     const subject = stanza.getChild("subject");
     if (subject && !stanza.getChild("body") && !stanza.getChild("thread")) return this.#setSubject(o, stanza, subject.text());
     if (!roleAtLeast(o.role, "participant")) throw new StanzaError("forbidden", { text: "you have no voice in this room" });
+    this.#checkBacklog();
     const out = this.#reflected(stanza, o);
     this.#publish(out, o, out.getChild("body") !== undefined);
   }
@@ -556,15 +564,21 @@ export class Room {
     const stamp = this.#deps.now();
     const id = archive.append(this.jid.local, this.#occupantJid(sender), out.toString(), stamp);
     if (!(id instanceof Promise) && this.#queue === undefined) return this.#deliver(out, toHistory, stamp, id);
+    this.#waiting++;
     const queued: Promise<void> = (this.#queue ?? Promise.resolve())
       .then(() => id)
       .then((id) => {
+        this.#waiting--;
         if (!this.#gone) this.#deliver(out, toHistory, stamp, id);
       });
     this.#queue = queued;
     void queued.finally(() => {
       if (this.#queue === queued) this.#queue = undefined;
     });
+  }
+
+  #checkBacklog(): void {
+    if (this.#waiting >= MAX_WAITING_FOR_ARCHIVE) throw new StanzaError("resource-constraint", { type: "wait", text: "the room's archive is behind; try again shortly" });
   }
 
   #deliver(out: Element, toHistory: boolean, stamp: number, id: string | undefined): void {
@@ -597,6 +611,7 @@ export class Room {
   #setSubject(o: Occupant, stanza: Element, text: string): void {
     const allowed = o.role === "moderator" || (this.config.changeSubject && roleAtLeast(o.role, "participant"));
     if (!allowed) throw new StanzaError("forbidden", { text: "only moderators may change the subject" });
+    this.#checkBacklog();
     this.#subject = { text, nick: o.nick, stamp: this.#deps.now() };
     this.#deps.changed(this);
     this.#publish(this.#reflected(stanza, o), o, false);
