@@ -114,6 +114,18 @@ export function memoryArchiveStore(live: () => void): ArchiveStore & { appendNow
       live();
       archives.delete(host + SEP + username);
     },
+    async replace(host, username, id, make) {
+      live();
+      const seq = archiveSeq(id);
+      const row = seq === undefined ? undefined : archives.get(host + SEP + username)?.find((r) => r.seq === seq);
+      if (row === undefined) return undefined;
+      const { seq: _seq, ...m } = row;
+      const before = { id, ...m };
+      const stanza = make(before);
+      if (typeof stanza !== "string") throw new StorageError("COMITY_ERR_STORAGE_INVALID", "archive stanza must be a string");
+      row.stanza = stanza;
+      return before;
+    },
     drop(owner) {
       archives.delete(owner);
     },

@@ -621,6 +621,19 @@ for (const factory of selectedFactories()) {
         assert.equal(p4?.complete, true);
       });
 
+      it("replaces one message's stanza (a tombstone) and keeps the rest of it", async () => {
+        const ids: string[] = [];
+        for (let i = 0; i < 3; i++) ids.push(await s.archive.append(H, "romeo", msg(i)));
+        const before = await s.archive.replace(H, "romeo", ids[1]!, (m) => m.stanza.replace(/<body>.*<\/body>/, "<gone/>"));
+        assert.deepEqual(before, { id: ids[1], ...msg(1) });
+        const page = await s.archive.query(H, "romeo", { max: 10 });
+        assert.deepEqual(page?.items.map((m) => m.stanza), [msg(0).stanza, "<message n='1'><gone/></message>", msg(2).stanza]);
+        assert.deepEqual({ ...page!.items[1]!, stanza: "" }, { id: ids[1], ...msg(1), stanza: "" });
+        assert.equal(await s.archive.replace(H, "juliet", ids[1]!, () => "x"), undefined, "another user's id");
+        assert.equal(await s.archive.replace(H, "romeo", "999999999", () => "x"), undefined, "an unknown id");
+        assert.equal(await s.archive.replace(H, "romeo", "not-an-id", () => "x"), undefined, "not an id at all");
+      });
+
       it("pages backward from the end and before an id", async () => {
         const ids: string[] = [];
         for (let i = 0; i < 5; i++) ids.push(await s.archive.append(H, "romeo", msg(i)));

@@ -325,6 +325,7 @@ export function createMemoryStorage(): Storage {
       query: (host, username, q) => archive.query(host, username, q),
       trim: (host, username, opts) => archive.trim(host, username, opts),
       clear: (host, username) => archive.clear(host, username),
+      replace: (host, username, id, make) => archive.replace(host, username, id, make),
     },
     keyval(name) {
       assertStoreName(name);

@@ -287,6 +287,11 @@ export interface ArchiveStore {
   trim(host: string, username: string, opts: { keep?: number; before?: number }): Promise<number>;
   /** Remove the user's whole archive (also done by AccountStore.delete). */
   clear(host: string, username: string): Promise<void>;
+  /**
+   * Replace the stored stanza of one message with what `make` returns for it (a tombstone: XEP-0425 moderation); its
+   * id, `with`, direction and time stay. Resolves the message as it was, or undefined when the id is not in this archive.
+   */
+  replace(host: string, username: string, id: string, make: (current: ArchivedMessage) => string): Promise<ArchivedMessage | undefined>;
 }
 
 /** One entry of a {@link MapStore}. */

@@ -1,6 +1,7 @@
 // XEP-0045 with a real client library: slixmpp 1.8.3's xep_0045 plugin (join_muc_wait, set_subject, groupchat
 // messages). One user creates an instant room and talks; a second joins asking for two history messages, gets them
-// with delay stamps and the subject, and the two exchange groupchat messages.
+// with delay stamps and the subject, and the two exchange groupchat messages; then the second pages through the room's
+// XEP-0313 archive with slixmpp's xep_0313 plugin and finds the live message's XEP-0359 stanza id there.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -73,4 +74,12 @@ test("slixmpp users create a room, get history and the subject on joining, and c
   assert.deepEqual(m.events.find((e) => e["event"] === "subject"), { event: "subject", subject: "Interop", frm: `${ROOM}/Sam` });
   assert.deepEqual(o.events.find((e) => e["event"] === "message"), { event: "message", frm: `${ROOM}/Tess`, body: "hello from Tess" });
   assert.deepEqual(m.events.find((e) => e["event"] === "message"), { event: "message", frm: `${ROOM}/Sam`, body: "welcome Tess" });
+
+  const archive = m.events.find((e) => e["event"] === "archive") as { bodies: string[]; ids: string[]; froms: string[]; live_id: { id: string; by: string } | null };
+  assert.ok(archive, `no archive event: ${JSON.stringify(m.events)}`);
+  // The subject change has no body: slixmpp gives "" for it.
+  assert.deepEqual(archive.bodies, ["", "history 1", "history 2", "history 3", "hello from Tess", "welcome Tess"]);
+  assert.equal(archive.froms[4], `${ROOM}/Tess`);
+  assert.equal(archive.live_id?.by, ROOM, "the live message carries the room's stanza id");
+  assert.equal(archive.ids.at(-1), archive.live_id?.id, "the same id as in the archive");
 });

@@ -6,7 +6,9 @@ owner:  joins --room as --nick with the plugin's join_muc_wait (creating it), ac
         "ready", then waits for a groupchat message from someone else and answers "welcome <nick>".
 member: joins --room as --nick asking for at most --count history messages (<history maxstanzas/>), prints the
         occupants, history and subject join_muc_wait returned, sends "hello from <nick>", prints the next groupchat
-        message from someone else, then leaves the room.
+        message from someone else, pages through the room's archive with slixmpp's xep_0313 plugin (RSM max 2,
+        XEP-0313 queries to the room's JID) and prints the bodies and ids with the stanza id of that live message,
+        then leaves the room.
 """
 
 import argparse
@@ -45,6 +47,8 @@ async def main(argv):
     xmpp.ssl_context.check_hostname = False
     xmpp.ssl_context.verify_mode = ssl.CERT_NONE
     xmpp.register_plugin("xep_0045")
+    xmpp.register_plugin("xep_0059")
+    xmpp.register_plugin("xep_0313")
     loop = asyncio.get_running_loop()
     started = loop.create_future()
     live = asyncio.Queue()
@@ -92,6 +96,15 @@ async def main(argv):
         xmpp.send_message(mto=args.room, mbody="hello from " + args.nick, mtype="groupchat")
         msg = await live.get()
         emit("message", frm=str(msg["from"]), body=msg["body"])
+        stanza_id = msg.xml.find("{urn:xmpp:sid:0}stanza-id")
+        live_id = None if stanza_id is None else {"id": stanza_id.get("id"), "by": stanza_id.get("by")}
+        bodies, ids, froms = [], [], []
+        async for res in xmpp["xep_0313"].iterate(jid=slixmpp.JID(args.room), rsm={"max": 2}):
+            fwd = res["mam_result"]["forwarded"]["stanza"]
+            bodies.append(fwd["body"])
+            froms.append(str(fwd["from"]))
+            ids.append(res["mam_result"]["id"])
+        emit("archive", bodies=bodies, ids=ids, froms=froms, live_id=live_id)
         muc.leave_muc(args.room, args.nick)
         await asyncio.sleep(0.3)
 

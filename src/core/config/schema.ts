@@ -102,8 +102,14 @@ export const HostSchema = Type.Object(
             description:
               "Who sees occupants' real JIDs in a new room: `moderators` (semi-anonymous) or `anyone` (non-anonymous); owners change it per room (`muc#roomconfig_whois`)",
           }),
+          archive: Type.Boolean({
+            default: true,
+            description:
+              "Keep a message archive per room (XEP-0313; also the discussion history after a restart); owners switch it off per room (`muc#roomconfig_enablearchiving`). `false`: no room archives, history in memory only",
+          }),
+          archive_max_per_room: Type.Integer({ minimum: 1, default: 1000, description: "Messages kept in each room's archive; the oldest are removed beyond it" }),
         },
-        { additionalProperties: false, description: "Multi-user chat service (XEP-0045) on its own domain; absent: no chat rooms. Persistent rooms are stored (history is not)" },
+        { additionalProperties: false, description: "Multi-user chat service (XEP-0045) on its own domain; absent: no chat rooms. Persistent rooms are stored, and room messages are archived (XEP-0313) unless `archive` is off" },
       ),
     ),
     pubsub: Type.Optional(

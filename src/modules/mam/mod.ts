@@ -10,7 +10,7 @@ import { buildForm, findForm, FormValueError, readForm, textValue, type Submitte
 import { StanzaError } from "../../xmpp/errors.ts";
 import { tryParseJid, type Jid } from "../../xmpp/jid.ts";
 import { NS_CARBONS, NS_CLIENT, NS_FORWARD, NS_HINTS } from "../../xmpp/ns.ts";
-import type { ArchiveQuery } from "../../storage/types.ts";
+import type { ArchivedMessage, ArchivePage, ArchiveQuery } from "../../storage/types.ts";
 
 export const NS_MAM = "urn:xmpp:mam:2";
 export const NS_SID = "urn:xmpp:sid:0";
@@ -114,7 +114,7 @@ export function readPrefs(el: Element): MamPrefs {
 }
 
 /** The query form of §4.1.1 (fields discovery, and what a submitted form is read against). */
-function queryForm(): Element {
+export function queryForm(): Element {
   return buildForm({
     type: "form",
     formType: NS_MAM,
@@ -126,8 +126,11 @@ function queryForm(): Element {
   });
 }
 
-/** Turn the <query/> (form and RSM set) into a store query; throws the §4 / XEP-0059 errors. */
-export function parseQuery(query: Element, maxPage: number): ArchiveQuery {
+/**
+ * Turn the <query/> (form and RSM set) into a store query; throws the §4 / XEP-0059 errors. `with` is a bare JID for
+ * user archives; a room archive (`fullWith`) keeps the occupant JID's nickname, since its rows are per occupant.
+ */
+export function parseQuery(query: Element, maxPage: number, opts: { fullWith?: boolean } = {}): ArchiveQuery {
   const q: ArchiveQuery = { max: maxPage };
   const formEl = findForm(query);
   if (formEl) {
@@ -146,7 +149,7 @@ export function parseQuery(query: Element, maxPage: number): ArchiveQuery {
       if (w !== undefined) {
         const jid = tryParseJid(w.trim());
         if (!jid) throw new StanzaError("bad-request", { text: `with is not a JID: ${w}` });
-        q.with = jid.bareString();
+        q.with = opts.fullWith ? jid.toString() : jid.bareString();
       }
       for (const name of ["start", "end"] as const) {
         const v = textValue(form, name);
@@ -183,6 +186,38 @@ export function parseQuery(query: Element, maxPage: number): ArchiveQuery {
     if (before) q.before = before.text().trim();
   }
   return q;
+}
+
+/**
+ * §5: one archived message as the result message sent to the querier (`from`: the archive's JID, the account or the
+ * room), or undefined when its stored text cannot be read (reported to `unreadable`).
+ */
+export function resultMessage(
+  m: ArchivedMessage,
+  addr: { from: string; to: string; queryid: string | undefined },
+  unreadable: (err: unknown) => void,
+): Element | undefined {
+  let inner: Element;
+  try {
+    inner = parseXml(m.stanza);
+  } catch (err) {
+    unreadable(err);
+    return undefined;
+  }
+  if (inner.xmlns !== NS_CLIENT) inner.xmlns = NS_CLIENT;
+  const delay = x("delay", NS_DELAY, { stamp: new Date(m.timestamp).toISOString() });
+  const result = x("result", NS_MAM, { queryid: addr.queryid, id: m.id }, x("forwarded", NS_FORWARD, {}, delay, inner));
+  return x("message", NS_CLIENT, { from: addr.from, to: addr.to }, result);
+}
+
+/** §4.3 / XEP-0059: the <fin/> that ends a query, with the page's first and last ids and the count. */
+export function finElement(page: ArchivePage): Element {
+  const rsm = x("set", NS_RSM, {});
+  if (page.first !== undefined) rsm.children.push(x("first", NS_RSM, {}, page.first), x("last", NS_RSM, {}, page.last!));
+  rsm.children.push(x("count", NS_RSM, {}, String(page.count)));
+  const fin = x("fin", NS_MAM, {}, rsm);
+  if (page.complete) fin.attrs["complete"] = "true";
+  return fin;
 }
 
 function setup(ctx: ModuleContext): void {
@@ -448,24 +483,10 @@ function setup(ctx: ModuleContext): void {
     const queryid = payload.attrs["queryid"];
     const archive = from.bareString();
     for (const m of page.items) {
-      let inner: Element;
-      try {
-        inner = parseXml(m.stanza);
-      } catch (err) {
-        ctx.log.warn({ err, id: m.id }, "skipping an unreadable archived message");
-        continue;
-      }
-      if (inner.xmlns !== NS_CLIENT) inner.xmlns = NS_CLIENT;
-      const delay = x("delay", NS_DELAY, { stamp: new Date(m.timestamp).toISOString() });
-      const result = x("result", NS_MAM, { queryid, id: m.id }, x("forwarded", NS_FORWARD, {}, delay, inner));
-      session?.deliver(x("message", NS_CLIENT, { from: archive, to: from.toString() }, result));
+      const result = resultMessage(m, { from: archive, to: from.toString(), queryid }, (err) => ctx.log.warn({ err, id: m.id }, "skipping an unreadable archived message"));
+      if (result) session?.deliver(result);
     }
-    const rsm = x("set", NS_RSM, {});
-    if (page.first !== undefined) rsm.children.push(x("first", NS_RSM, {}, page.first), x("last", NS_RSM, {}, page.last!));
-    rsm.children.push(x("count", NS_RSM, {}, String(page.count)));
-    const fin = x("fin", NS_MAM, {}, rsm);
-    if (page.complete) fin.attrs["complete"] = "true";
-    return fin;
+    return finElement(page);
   });
 
   // §6: preferences, kept per user in the "mam" keyval store.

@@ -31,6 +31,8 @@ export interface RoomConfig {
   maxUsers: number;
   /** Messages of history kept and sent to joiners; at most the service's max_history. */
   maxHistory: number;
+  /** Groupchat messages and subject changes go to the room's archive (XEP-0313); never when the service keeps none. */
+  archive: boolean;
 }
 
 /** Who may see occupants' real JIDs (muc#roomconfig_whois). */
@@ -40,6 +42,8 @@ export type Whois = RoomConfig["whois"];
 export interface ConfigLimits {
   maxOccupants: number;
   maxHistory: number;
+  /** The service keeps room archives (hosts[].muc.archive): new rooms archive, and owners may switch it off. */
+  archive?: boolean;
 }
 
 /**
@@ -62,6 +66,7 @@ export function defaultConfig(limits: ConfigLimits, whois: Whois = "moderators")
     allowPm: "anyone",
     maxUsers: limits.maxOccupants,
     maxHistory: limits.maxHistory,
+    archive: limits.archive === true,
   };
 }
 
@@ -114,6 +119,9 @@ export function configForm(room: string, c: RoomConfig, limits: ConfigLimits): E
     },
     { var: "muc#maxhistoryfetch", type: "text-single", label: `Messages of history sent to joiners (at most ${limits.maxHistory})`, value: String(c.maxHistory) },
   ];
+  // Prosody's field name for a room's XEP-0313 archive, so clients that know it find it; offered only when the
+  // service keeps archives at all.
+  if (limits.archive) fields.push({ var: F("enablearchiving"), type: "boolean", label: "Archive messages on the server", value: c.archive });
   return buildForm({
     type: "form",
     formType: NS_MUC_ROOMCONFIG,
@@ -162,6 +170,7 @@ export function applyConfigForm(current: RoomConfig, x: Element, limits: ConfigL
       allowPm: oneOf(textValue(form, F("allowpm")), ["anyone", "participants", "moderators", "none"] as const, F("allowpm"), current.allowPm),
       maxUsers: bounded(textValue(form, F("maxusers")), F("maxusers"), limits.maxOccupants, current.maxUsers),
       maxHistory: bounded(textValue(form, "muc#maxhistoryfetch"), "muc#maxhistoryfetch", limits.maxHistory, current.maxHistory),
+      archive: limits.archive === true && booleanValue(form, F("enablearchiving"), current.archive),
     };
     if (next.maxUsers < 1) throw new FormValueError(F("maxusers"), `${F("maxusers")} must be at least 1`);
     // The password: a submitted secret replaces it; "protected" off clears it; "protected" on needs one.

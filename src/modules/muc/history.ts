@@ -80,6 +80,11 @@ export class History {
     this.#trim();
   }
 
+  /** Forget the entries `drop` picks (a moderated message is no longer history). */
+  remove(drop: (e: HistoryEntry) => boolean): void {
+    for (let i = this.#entries.length - 1; i >= 0; i--) if (drop(this.#entries[i]!)) this.#entries.splice(i, 1);
+  }
+
   #trim(): void {
     if (this.#entries.length > this.#limit) this.#entries.splice(0, this.#entries.length - this.#limit);
   }

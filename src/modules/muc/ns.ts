@@ -12,3 +12,9 @@ export const NS_MUC_STABLE_ID = "http://jabber.org/protocol/muc#stable_id";
 export const NS_MUC_SELF_PING = "http://jabber.org/protocol/muc#self-ping-optimization";
 export const NS_DELAY = "urn:xmpp:delay";
 export const NS_VCARD = "vcard-temp";
+/** XEP-0421: anonymous unique occupant identifiers. */
+export const NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0";
+/** XEP-0425 message moderation (0.2/0.3 wire format, as slixmpp 1.8 speaks it), on XEP-0422 fastening and XEP-0424. */
+export const NS_MODERATE = "urn:xmpp:message-moderate:0";
+export const NS_FASTEN = "urn:xmpp:fasten:0";
+export const NS_RETRACT = "urn:xmpp:message-retract:0";

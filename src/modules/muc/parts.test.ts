@@ -135,7 +135,7 @@ test("hosts[].muc.domain must be a domain of its own", () => {
   };
   assert.deepEqual(problems("hosts:\n  - domain: a.test\n    muc: {domain: conference.a.test}\n"), []);
   const c = parseConfig("hosts:\n  - domain: a.test\n    muc: {domain: conference.a.test}\n");
-  assert.deepEqual(c.hosts[0]?.muc, { domain: "conference.a.test", name: "Chatrooms", create: "users", max_history: 20, max_rooms: 1000, max_occupants: 200, default_whois: "moderators" });
+  assert.deepEqual(c.hosts[0]?.muc, { domain: "conference.a.test", name: "Chatrooms", create: "users", max_history: 20, max_rooms: 1000, max_occupants: 200, default_whois: "moderators", archive: true, archive_max_per_room: 1000 });
   assert.match(problems("hosts:\n  - domain: a.test\n  - domain: b.test\n    muc: {domain: a.test}\n").join("\n"), /hosts\[1\]\.muc\.domain: "a\.test" is a host/);
   assert.match(
     problems("hosts:\n  - domain: a.test\n    muc: {domain: chat.test}\n  - domain: b.test\n    muc: {domain: chat.test}\n").join("\n"),

@@ -32,6 +32,8 @@ export interface RoomState {
   /** Bare JIDs (or domains, for bans) and their affiliation; "none" is never listed. */
   affiliations: [string, Exclude<Affiliation, "none">][];
   subject?: RoomSubject;
+  /** XEP-0421: the room's secret for occupant ids (base64url), kept so that ids stay the same across restarts. */
+  occupantIdSecret?: string;
 }
 
 /** A stored room, as read at start. */
@@ -61,6 +63,7 @@ export function encodeRoom(name: string, state: RoomState): string {
     affiliations: state.affiliations.map(([jid, affiliation]) => ({ jid, affiliation })),
   };
   if (state.subject) doc["subject"] = state.subject;
+  if (state.occupantIdSecret !== undefined) doc["occupantIdSecret"] = state.occupantIdSecret;
   return JSON.stringify(doc);
 }
 
@@ -85,7 +88,7 @@ function decodeConfig(raw: unknown, limits: ConfigLimits): RoomConfig {
     if (typeof v !== "string") damaged(`config.${k} is not a string`);
     c[k] = v;
   };
-  const bool = (k: "persistent" | "public" | "membersOnly" | "moderated" | "changeSubject" | "allowInvites") => {
+  const bool = (k: "persistent" | "public" | "membersOnly" | "moderated" | "changeSubject" | "allowInvites" | "archive") => {
     const v = raw[k];
     if (v === undefined) return;
     if (typeof v !== "boolean") damaged(`config.${k} is not a boolean`);
@@ -100,7 +103,10 @@ function decodeConfig(raw: unknown, limits: ConfigLimits): RoomConfig {
   str("name");
   str("description");
   str("password");
-  for (const k of ["persistent", "public", "membersOnly", "moderated", "changeSubject", "allowInvites"] as const) bool(k);
+  for (const k of ["persistent", "public", "membersOnly", "moderated", "changeSubject", "allowInvites", "archive"] as const) bool(k);
+  // Documents written before room archives lack the field and get the service's default; a service that keeps no
+  // archives archives no room, whatever was stored.
+  if (!limits.archive) c.archive = false;
   count("maxUsers", 1, limits.maxOccupants);
   count("maxHistory", 0, limits.maxHistory);
   // A stored whois is kept: a room saved while non-anonymous was the default stays non-anonymous, since its occupants
@@ -160,6 +166,12 @@ export function decodeRoom(name: string, json: string, limits: ConfigLimits): Ro
   const state: RoomState = { config: decodeConfig(doc["config"], limits), affiliations: decodeAffiliations(doc["affiliations"]) };
   const subject = decodeSubject(doc["subject"]);
   if (subject) state.subject = subject;
+  // Absent from documents written before occupant ids: the room makes a new secret and stores it (service.load).
+  const secret = doc["occupantIdSecret"];
+  if (secret !== undefined) {
+    if (typeof secret !== "string" || !/^[A-Za-z0-9_-]{16,}$/.test(secret)) damaged("occupantIdSecret is not a base64url string");
+    state.occupantIdSecret = secret;
+  }
   return state;
 }
 

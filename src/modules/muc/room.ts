@@ -2,15 +2,20 @@
 // (§7.6, §7.7), groupchat and private messages (§7.4, §7.5), subject (§8.1), invitations (§7.8.2), exit (§7.14),
 // moderation (§8: kick, voice), affiliations (§9: ban, members, admins; §10: owners), configuration (§10.1-10.2),
 // destruction (§10.9), ghosts (§18.1.2) and shutdown (§13.2). The service stores the lasting state of persistent
-// rooms (snapshot(), restored by the constructor); occupants and history are kept in memory.
-import { randomBytes } from "node:crypto";
+// rooms (snapshot(), restored by the constructor); occupants and recent history are kept in memory. Rooms whose
+// configuration says so (muc#roomconfig_enablearchiving) archive their messages (XEP-0313, archive.ts), stamp them with
+// XEP-0359 stanza ids and answer archive queries; a stored room's history comes back from its archive.
+import { createHmac, randomBytes } from "node:crypto";
 import { Element } from "../../xml/element.ts";
-import { StanzaError, type StanzaCondition } from "../../xmpp/errors.ts";
+import { StanzaError, errorReply, type StanzaCondition } from "../../xmpp/errors.ts";
+import { finElement, parseQuery, queryForm, resultMessage, stripStanzaIds, NS_MAM, NS_SID } from "../mam/mod.ts";
+import type { RoomArchive } from "./archive.ts";
 import { parseJid, tryParseJid, type Jid } from "../../xmpp/jid.ts";
+import { parseXml } from "../../xml/parser.ts";
 import { NS_CLIENT, NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_STANZAS } from "../../xmpp/ns.ts";
 import { buildForm } from "../../xmpp/data-forms.ts";
 import { applyConfigForm, configForm, defaultConfig, type ConfigLimits, type RoomConfig, type Whois } from "./config.ts";
-import { History, delayed, parseHistoryRequest, stampOf } from "./history.ts";
+import { History, delayed, parseHistoryRequest, stampOf, type HistoryEntry } from "./history.ts";
 import type { RoomState, RoomSubject } from "./persistence.ts";
 import {
   NS_DELAY,
@@ -21,6 +26,10 @@ import {
   NS_MUC_SELF_PING,
   NS_MUC_STABLE_ID,
   NS_MUC_USER,
+  NS_FASTEN,
+  NS_MODERATE,
+  NS_OCCUPANT_ID,
+  NS_RETRACT,
   NS_VCARD,
 } from "./ns.ts";
 import {
@@ -53,6 +62,10 @@ export interface RoomDeps {
   /** A real full JID entered / left the room (the service keeps an index for session ends). */
   joined(room: Room, real: string): void;
   left(room: Room, real: string): void;
+  /** The service's room archives (hosts[].muc.archive); absent: no room archives. */
+  archive?: RoomArchive;
+  /** Most messages one archive query returns (mam.max_page). */
+  maxPage?: number;
 }
 
 /**
@@ -81,6 +94,12 @@ function isGoneError(stanza: Element): boolean {
   return condition === undefined || GONE_ERRORS.has(condition);
 }
 
+/**
+ * Most messages of one room waiting for their archive ids (a store that allocates them with a round trip); beyond it
+ * the room refuses messages with resource-constraint (wait) until the store catches up, so memory stays bounded.
+ */
+const MAX_WAITING_FOR_ARCHIVE = 1000;
+
 /** How long the room waits for the answer to an IQ it forwarded to an occupant. */
 const FORWARD_TIMEOUT_MS = 60_000;
 
@@ -88,6 +107,8 @@ const FORWARD_TIMEOUT_MS = 60_000;
 class Occupant {
   nick: string;
   readonly bare: string;
+  /** XEP-0421 occupant id, set by the room (the same for every session of the user). */
+  occupantId = "";
   role: Role;
   /** Real full JIDs of the user's sessions in the room. */
   readonly sessions = new Map<string, Jid>();
@@ -139,13 +160,18 @@ interface Forwarded {
   timer: NodeJS.Timeout;
 }
 
-/** Remove the MUC protocol elements a client put in its presence (§17.3). */
+/** XEP-0421 §4: an occupant id only the room may add; one a client sent is dropped. */
+function isOccupantId(c: Element["children"][number]): boolean {
+  return typeof c !== "string" && c.name === "occupant-id" && c.xmlns === NS_OCCUPANT_ID;
+}
+
+/** Remove the MUC protocol elements a client put in its presence (§17.3), and any occupant id (XEP-0421 §4). */
 function sanitize(presence: Element): Element[] {
   const out: Element[] = [];
   for (const c of presence.children) {
     if (typeof c === "string") continue;
     if (c.name === "x" && (c.xmlns === NS_MUC || c.xmlns === NS_MUC_USER)) continue;
-    if (c.name === "error") continue;
+    if (c.name === "error" || isOccupantId(c)) continue;
     out.push(c);
   }
   return out;
@@ -191,9 +217,17 @@ export class Room {
   #subject: RoomSubject | undefined;
   readonly #forwarded = new Map<string, Forwarded>();
   #gone = false;
+  /** Messages waiting for their archive id (a store that allocates ids with a round trip), in the order received. */
+  #queue: Promise<void> | undefined;
+  #waiting = 0;
+  /** XEP-0421: the key occupant ids are made with; stored with a persistent room so ids outlive restarts. */
+  readonly #occupantIdSecret: string;
 
-  /** A new room owned by `from.owner` (locked until configured), or a stored one (`from.state`, unlocked). */
-  constructor(jid: Jid, from: { owner: Jid } | { state: RoomState }, deps: RoomDeps) {
+  /**
+   * A new room owned by `from.owner` (locked until configured), or a stored one (`from.state`, unlocked) with the
+   * discussion history read back from its archive (`from.history`, oldest first).
+   */
+  constructor(jid: Jid, from: { owner: Jid } | { state: RoomState; history?: HistoryEntry[] }, deps: RoomDeps) {
     this.jid = jid;
     this.address = jid.toString();
     this.#deps = deps;
@@ -206,7 +240,9 @@ export class Room {
       if (from.state.subject) this.#subject = { ...from.state.subject };
       this.locked = false;
     }
+    this.#occupantIdSecret = ("state" in from ? from.state.occupantIdSecret : undefined) ?? randomBytes(32).toString("base64url");
     this.#history = new History(this.config.maxHistory);
+    if ("state" in from) for (const e of from.history ?? []) this.#history.push(e.stanza, e.stamp);
   }
 
   /** The lasting state, as a persistent room stores it. */
@@ -215,7 +251,17 @@ export class Room {
     for (const [who, a] of this.#affiliations) if (a !== "none") affiliations.push([who, a]);
     const state: RoomState = { config: { ...this.config }, affiliations };
     if (this.#subject) state.subject = { ...this.#subject };
+    state.occupantIdSecret = this.#occupantIdSecret;
     return state;
+  }
+
+  /**
+   * XEP-0421 §4: an occupant's id, the same for a real bare JID in this room whatever its nickname or session, and
+   * telling nothing about the JID to those who cannot see it: an HMAC-SHA-256 of the bare JID keyed with the room's
+   * secret (another room's ids for the same user differ).
+   */
+  occupantIdOf(bare: string): string {
+    return createHmac("sha256", this.#occupantIdSecret).update(bare).digest("base64");
   }
 
   get occupantCount(): number {
@@ -313,6 +359,7 @@ export class Room {
       o.presence = sanitize(stanza);
     } else {
       o = new Occupant(nick, from.bareString(), defaultRole(affiliation, this.config.moderated), from, sanitize(stanza));
+      o.occupantId = this.occupantIdOf(o.bare);
       this.#byNick.set(nick, o);
     }
     this.#byReal.set(real, o);
@@ -359,6 +406,7 @@ export class Room {
     if (info.unavailable) attrs["type"] = "unavailable";
     if (info.id !== undefined) attrs["id"] = info.id;
     const p = new Element("presence", NS_CLIENT, attrs, [...(info.children ?? (info.unavailable ? [] : o.presence))]);
+    p.c("occupant-id", { id: o.occupantId }, NS_OCCUPANT_ID); // XEP-0421 §4: on every presence about the occupant
     const x = p.c("x", {}, NS_MUC_USER);
     const self = viewer === o;
     const item: Record<string, string> = {
@@ -498,17 +546,59 @@ export class Room {
     const subject = stanza.getChild("subject");
     if (subject && !stanza.getChild("body") && !stanza.getChild("thread")) return this.#setSubject(o, stanza, subject.text());
     if (!roleAtLeast(o.role, "participant")) throw new StanzaError("forbidden", { text: "you have no voice in this room" });
+    this.#checkBacklog();
     const out = this.#reflected(stanza, o);
-    this.#toAll(out);
-    if (out.getChild("body")) this.#history.push(out, this.#deps.now());
+    this.#publish(out, o, out.getChild("body") !== undefined);
   }
 
-  /** The stanza as the room sends it: from the occupant JID, the sender's id (or one made here), no `to`. */
+  /**
+   * Send a reflected message (groupchat with a body, or a subject change) to every occupant, and into the recent
+   * history when `toHistory`. A room that archives stores it first (XEP-0313 §3.2: messages with a body and subject
+   * changes) and stamps the archive id as <stanza-id by='room@service'/> (XEP-0359 §4), the id a client pages from.
+   * Where the store hands out ids at once (SQLite, memory) nothing waits; where the id comes later (PostgreSQL) the
+   * room's messages wait for theirs in the order they were received.
+   */
+  #publish(out: Element, sender: Occupant, toHistory: boolean): void {
+    const archive = this.#deps.archive;
+    if (!archive || !this.config.archive) return this.#deliver(out, toHistory, this.#deps.now(), undefined);
+    const stamp = this.#deps.now();
+    const id = archive.append(this.jid.local, this.#occupantJid(sender), out.toString(), stamp);
+    if (!(id instanceof Promise) && this.#queue === undefined) return this.#deliver(out, toHistory, stamp, id);
+    this.#waiting++;
+    const queued: Promise<void> = (this.#queue ?? Promise.resolve())
+      .then(() => id)
+      .then((id) => {
+        this.#waiting--;
+        if (!this.#gone) this.#deliver(out, toHistory, stamp, id);
+      });
+    this.#queue = queued;
+    void queued.finally(() => {
+      if (this.#queue === queued) this.#queue = undefined;
+    });
+  }
+
+  #checkBacklog(): void {
+    if (this.#waiting >= MAX_WAITING_FOR_ARCHIVE) throw new StanzaError("resource-constraint", { type: "wait", text: "the room's archive is behind; try again shortly" });
+  }
+
+  #deliver(out: Element, toHistory: boolean, stamp: number, id: string | undefined): void {
+    if (id !== undefined) out.children.push(new Element("stanza-id", NS_SID, { id, by: this.address }));
+    this.#toAll(out);
+    if (toHistory) this.#history.push(out, stamp);
+  }
+
+  /**
+   * The stanza as the room sends it: from the occupant JID, the sender's id (or one made here), no `to`. A stanza id
+   * the sender wrote in the room's name is dropped (XEP-0359 §5: only the room may say what its archive id is).
+   */
   #reflected(stanza: Element, o: Occupant): Element {
     const attrs: Record<string, string> = { type: "groupchat", from: this.#occupantJid(o), id: stanza.attrs["id"] ?? newId() };
     const lang = stanza.attrs["xml:lang"];
     if (lang !== undefined) attrs["xml:lang"] = lang;
-    return new Element("message", NS_CLIENT, attrs, stanza.children.filter((c) => typeof c !== "string"));
+    const out = new Element("message", NS_CLIENT, attrs, stanza.children.filter((c) => typeof c !== "string" && !isOccupantId(c)));
+    stripStanzaIds(out, this.address);
+    out.c("occupant-id", { id: o.occupantId }, NS_OCCUPANT_ID); // XEP-0421 §4, archived with the message
+    return out;
   }
 
   #toAll(out: Element): void {
@@ -521,9 +611,10 @@ export class Room {
   #setSubject(o: Occupant, stanza: Element, text: string): void {
     const allowed = o.role === "moderator" || (this.config.changeSubject && roleAtLeast(o.role, "participant"));
     if (!allowed) throw new StanzaError("forbidden", { text: "only moderators may change the subject" });
+    this.#checkBacklog();
     this.#subject = { text, nick: o.nick, stamp: this.#deps.now() };
     this.#deps.changed(this);
-    this.#toAll(this.#reflected(stanza, o));
+    this.#publish(this.#reflected(stanza, o), o, false);
   }
 
   /** §7.5: to the sessions of the occupant with that nickname, from the sender's occupant JID. */
@@ -537,9 +628,10 @@ export class Room {
     if (!allowed) throw new StanzaError("forbidden", { text: "private messages are not allowed here" });
     const attrs: Record<string, string> = { ...stanza.attrs, from: this.#occupantJid(o) };
     delete attrs["to"];
-    const children = stanza.children.filter((c) => typeof c !== "string");
+    const children = stanza.children.filter((c) => typeof c !== "string" && !isOccupantId(c));
     // §7.5: marked as a MUC private message (so carbons and archives can tell).
     if (!stanza.getChild("x", NS_MUC_USER)) children.push(new Element("x", NS_MUC_USER));
+    children.push(new Element("occupant-id", NS_OCCUPANT_ID, { id: o.occupantId })); // XEP-0421 §4
     for (const s of target.sessions.keys()) this.#deps.send(new Element("message", NS_CLIENT, { ...attrs, to: s }, [...children]));
   }
 
@@ -615,9 +707,112 @@ export class Room {
         return this.#result(iq, new Element("query", NS_MUC_OWNER, {}, [configForm(this.address, this.config, this.#deps.limits)]));
       case `set ${NS_MUC_OWNER} query`:
         return this.#ownerSet(iq, from, payload);
+      case `set ${NS_FASTEN} apply-to`:
+        if (!payload.getChild("moderate", NS_MODERATE)) throw new StanzaError("feature-not-implemented", { text: "only moderation is applied to messages here" });
+        return this.#moderate(iq, from, payload);
+      case `get ${NS_MAM} query`:
+        this.#mayReadArchive(from);
+        return this.#result(iq, new Element("query", NS_MAM, {}, [queryForm()]));
+      case `set ${NS_MAM} query`:
+        this.#mayReadArchive(from);
+        void this.#archiveQuery(iq, from, payload).catch((err: unknown) => {
+          const e = err instanceof StanzaError ? err : new StanzaError("internal-server-error");
+          this.#deps.send(errorReply(iq, e, { by: this.address }));
+        });
+        return;
       default:
         throw new StanzaError("service-unavailable");
     }
+  }
+
+  /**
+   * Who may read the archive (XEP-0313 §4.1.1 leaves it to the room, XEP-0045's own rules apply): in a members-only
+   * room its members, admins and owners, present or not; in an open room its occupants (and members and above);
+   * nobody banned. A room that does not archive has no archive to offer.
+   */
+  #mayReadArchive(from: Jid): void {
+    if (!this.#deps.archive || !this.config.archive) throw new StanzaError("service-unavailable", { text: "this room keeps no archive" });
+    const affiliation = this.#privilege(from);
+    if (affiliation === "outcast") throw new StanzaError("forbidden", { text: "you are banned from this room" });
+    if (affiliationAtLeast(affiliation, "member")) return;
+    if (this.config.membersOnly) throw new StanzaError("forbidden", { text: "only members may read this room's archive" });
+    if (!this.#byReal.has(from.toString())) throw new StanzaError("forbidden", { text: "only occupants may read this room's archive" });
+  }
+
+  /**
+   * XEP-0425 (0.2/0.3, as slixmpp 1.8 sends it): a moderator retracts a message by its stanza id. The archived
+   * message becomes a tombstone (its sender, id and time stay; the content is replaced by <moderated/> with
+   * <retracted/>, the moderator's occupant JID and id, and the reason), it leaves the recent history, and every
+   * occupant gets the retraction (<apply-to id><moderated by><retract/>…) from the room.
+   */
+  #moderate(iq: Element, from: Jid, applyTo: Element): void {
+    const mod = this.#byReal.get(from.toString());
+    if (mod?.role !== "moderator") throw new StanzaError("forbidden", { text: "only moderators may moderate messages" });
+    const archive = this.#deps.archive;
+    if (!archive || !this.config.archive) throw new StanzaError("item-not-found", { text: "this room keeps no archive" });
+    const id = applyTo.attrs["id"];
+    const moderate = applyTo.getChild("moderate", NS_MODERATE)!;
+    if (!id || !moderate.getChild("retract", NS_RETRACT)) throw new StanzaError("bad-request", { text: "apply-to needs an id and moderate a <retract/>" });
+    const reason = moderate.getChildText("reason", NS_MODERATE);
+    const by = this.#occupantJid(mod);
+    const stamp = stampOf(this.#deps.now());
+    const moderated = (inner: Element): Element => {
+      const m = new Element("moderated", NS_MODERATE, { by });
+      m.children.push(inner);
+      if (reason !== undefined && reason !== "") m.c("reason").t(reason);
+      m.c("occupant-id", { id: mod.occupantId }, NS_OCCUPANT_ID);
+      return m;
+    };
+    const tombstone = (current: string): string => {
+      let old: Element;
+      try {
+        old = parseXml(current);
+      } catch {
+        old = new Element("message", NS_CLIENT, { type: "groupchat" });
+      }
+      const attrs: Record<string, string> = {};
+      for (const k of ["type", "from", "id", "xml:lang"]) if (old.attrs[k] !== undefined) attrs[k] = old.attrs[k];
+      const t = new Element("message", NS_CLIENT, attrs, [moderated(new Element("retracted", NS_RETRACT, { stamp }))]);
+      // The sender's occupant id stays: clients match the tombstone to the occupant who wrote it.
+      const sender = old.getChild("occupant-id", NS_OCCUPANT_ID);
+      if (sender) t.children.push(new Element("occupant-id", NS_OCCUPANT_ID, { id: sender.attrs["id"] ?? "" }));
+      return t.toString();
+    };
+    void archive
+      .replace(this.jid.local, id, (m) => {
+        if (m.stanza.includes(`xmlns='${NS_MODERATE}'`) && /<moderated\b/.test(m.stanza)) throw new StanzaError("item-not-found", { text: "this message was moderated already" });
+        return tombstone(m.stanza);
+      })
+      .then(
+        () => {
+          this.#history.remove((e) => e.stanza.getChild("stanza-id", NS_SID)?.attrs["id"] === id);
+          this.#result(iq);
+          const m = new Element("message", NS_CLIENT, { from: this.address, type: "groupchat", id: newId() });
+          m.c("apply-to", { id }, NS_FASTEN).children.push(moderated(new Element("retract", NS_RETRACT)));
+          // A fallback for clients that know no moderation (XEP-0428 would mark it; a plain body is what they show).
+          m.c("body").t(`A message was moderated${reason ? `: ${reason}` : ""}.`);
+          this.#toAll(m);
+        },
+        (err: unknown) => {
+          const e = err instanceof StanzaError ? err : new StanzaError("internal-server-error");
+          this.#deps.send(errorReply(iq, e, { by: this.address }));
+        },
+      );
+  }
+
+  /** XEP-0313 §4: a query to the room; the results (§5) come from the room's JID, then the IQ result with <fin/>. */
+  async #archiveQuery(iq: Element, from: Jid, payload: Element): Promise<void> {
+    const q = parseQuery(payload, this.#deps.maxPage ?? 250, { fullWith: true });
+    const page = await this.#deps.archive!.query(this.jid.local, q);
+    // Results, then the answer (XEP-0313 §4.2), all through the ordered sender: they reach the querier in this order.
+    const to = from.toString();
+    const queryid = payload.attrs["queryid"];
+    const archive = this.#deps.archive!;
+    for (const m of page.items) {
+      const result = resultMessage(m, { from: this.address, to, queryid }, (err) => archive.unreadable(this.jid.local, m.id, err));
+      if (result) this.#deps.send(result);
+    }
+    this.#result(iq, finElement(page));
   }
 
   #result(iq: Element, payload?: Element): void {
@@ -671,6 +866,7 @@ export class Room {
       NS_MUC,
       NS_MUC_STABLE_ID,
       NS_MUC_SELF_PING,
+      NS_OCCUPANT_ID,
       NS_DISCO_INFO,
       c.public ? "muc_public" : "muc_hidden",
       c.membersOnly ? "muc_membersonly" : "muc_open",
@@ -678,6 +874,7 @@ export class Room {
       c.whois === "anyone" ? "muc_nonanonymous" : "muc_semianonymous",
       c.persistent ? "muc_persistent" : "muc_temporary",
       c.moderated ? "muc_moderated" : "muc_unmoderated",
+      ...(this.#deps.archive && c.archive ? [NS_MAM, NS_SID, NS_MODERATE] : []), // XEP-0313 §8, XEP-0359 §6, XEP-0425
     ];
     for (const f of features) q.c("feature", { var: f });
     q.children.push(

@@ -1,7 +1,7 @@
 // XEP-0045: Multi-User Chat <https://xmpp.org/extensions/xep-0045.html>, the service on its own domain: service
 // discovery (§6.1-6.3), rooms by address (§7-§10), creation on first entry by an allowed user (§10.1), errors
 // answered in the room's name (§7.2.16), the index of which sessions are in which rooms (session ends), and
-// persistent rooms kept in a RoomStore (persistence.ts) across restarts.
+// persistent rooms kept in a RoomStore (persistence.ts) across restarts, with their archives (archive.ts).
 import { Element } from "../../xml/element.ts";
 import { StanzaError, errorReply } from "../../xmpp/errors.ts";
 import { parseJid, type Jid } from "../../xmpp/jid.ts";
@@ -11,6 +11,10 @@ import { NS_MUC, NS_MUC_STABLE_ID } from "./ns.ts";
 import { Room, notInRoom, type RoomDeps } from "./room.ts";
 import { orderedSend, type Send } from "./ordered-send.ts";
 import type { RoomStore } from "./persistence.ts";
+import type { RoomArchive } from "./archive.ts";
+import type { HistoryEntry } from "./history.ts";
+import { parseXml } from "../../xml/parser.ts";
+import { NS_SID } from "../mam/mod.ts";
 
 /** Who may create rooms (hosts[].muc.create). */
 export type CreatePolicy = "admins" | "users" | "anyone";
@@ -32,6 +36,10 @@ export interface MucServiceOptions {
   now?(): number;
   /** Where persistent rooms are kept; without one they last until the server stops. */
   store?: RoomStore;
+  /** The rooms' message archives (XEP-0313); without one no room archives. */
+  archive?: RoomArchive;
+  /** Most messages one archive query returns. */
+  maxPage?: number;
 }
 
 /** One chat service and its rooms: in memory, persistent ones also in the store. */
@@ -56,8 +64,11 @@ export class MucService {
       isServiceAdmin: (jid) => opts.isHostAdmin(jid),
       gone: (room, why) => {
         if (this.rooms.get(room.jid.local) === room) this.rooms.delete(room.jid.local);
-        // A stopping server keeps its persistent rooms; a destroyed or emptied temporary room is forgotten.
+        // A stopping server keeps its persistent rooms; a destroyed or emptied temporary room is forgotten, and so is
+        // its archive (a temporary room's too when the server stops: it will not come back), so that a new room of the
+        // same name does not show the old one's messages to its occupants.
         if (why !== "shutdown") opts.store?.remove(room.jid.local);
+        if (why !== "shutdown" || !room.config.persistent || room.locked) opts.archive?.clear(room.jid.local);
       },
       changed: (room) => {
         if (!opts.store || room.isGone) return;
@@ -69,6 +80,8 @@ export class MucService {
         if (!set) this.#roomsOf.set(real, (set = new Set()));
         set.add(room);
       },
+      ...(opts.archive ? { archive: opts.archive } : {}),
+      ...(opts.maxPage !== undefined ? { maxPage: opts.maxPage } : {}),
       left: (room, real) => {
         const set = this.#roomsOf.get(real);
         if (!set) return;
@@ -85,14 +98,42 @@ export class MucService {
     const stored = await store.load(this.#opts.limits);
     for (const { name, state } of stored) {
       const jid = parseJid(`${name}@${this.domain}`);
-      this.rooms.set(name, new Room(jid, { state }, this.#deps));
+      const history = state.config.archive ? await this.#history(name, state.config.maxHistory) : [];
+      const room = new Room(jid, { state, history }, this.#deps);
+      this.rooms.set(name, room);
+      if (state.occupantIdSecret === undefined) store.save(name, room.snapshot()); // stored before XEP-0421: keep its new secret
     }
     return stored.length;
   }
 
-  /** Resolves when the store has written every change made so far. */
+  /**
+   * XEP-0045 §7.2.12-7.2.15: the discussion history of a stored room, from the newest messages with a body in its
+   * archive (subject changes are archived too, but the subject is sent on its own), each with its archive id as
+   * XEP-0359 stanza id, as when it was live.
+   */
+  async #history(room: string, max: number): Promise<HistoryEntry[]> {
+    const archive = this.#opts.archive;
+    if (!archive || max === 0) return [];
+    const out: HistoryEntry[] = [];
+    // Subject changes (and unreadable rows) take rows without being history: read with a margin for them, bounded.
+    for (const m of await archive.recent(room, max * 2 + 10)) {
+      let stanza: Element;
+      try {
+        stanza = parseXml(m.stanza);
+      } catch {
+        continue; // unreadable rows are skipped, as archive queries skip them
+      }
+      if (stanza.name !== "message" || !stanza.getChild("body")) continue;
+      if (!stanza.getChild("stanza-id", NS_SID)) stanza.children.push(new Element("stanza-id", NS_SID, { id: m.id, by: `${room}@${this.domain}` }));
+      out.push({ stanza, stamp: m.timestamp });
+    }
+    return out.slice(-max);
+  }
+
+  /** Resolves when the store and the archives have written every change made so far. */
   async flush(): Promise<void> {
     await this.#opts.store?.flush();
+    await this.#opts.archive?.flush();
   }
 
   /** Everything addressed to the service's domain or a JID on it. */

@@ -918,6 +918,8 @@ function pgArchive(db: Db): ArchiveStore {
     ),
     trimBefore: named("archive_trim_before", "DELETE FROM archive_messages WHERE host = $1 AND username = $2 AND stamp < $3"),
     clear: named("archive_clear", "DELETE FROM archive_messages WHERE host = $1 AND username = $2"),
+    one: named("archive_one", `SELECT ${COLS} FROM archive_messages WHERE host = $1 AND username = $2 AND id = $3 FOR UPDATE`),
+    setStanza: named("archive_set_stanza", "UPDATE archive_messages SET stanza = $1 WHERE id = $2"),
   };
   const toMessage = (r: ArchiveRow): ArchivedMessage => ({ id: String(r.id), with: r.with_jid, direction: r.direction, stanza: r.stanza, timestamp: r.stamp });
   return {
@@ -963,6 +965,20 @@ function pgArchive(db: Db): ArchiveStore {
     async clear(host, username) {
       db.live();
       await db.query(A.clear([host, username]));
+    },
+    async replace(host, username, id, make) {
+      db.live();
+      const seq = archiveSeq(id);
+      if (seq === undefined) return undefined;
+      return db.tx(async (c) => {
+        const row = (await c.query<ArchiveRow>(A.one([host, username, seq]))).rows[0];
+        if (row === undefined) return undefined;
+        const before = toMessage(row);
+        const stanza = make(before);
+        if (typeof stanza !== "string") throw new StorageError("COMITY_ERR_STORAGE_INVALID", "archive stanza must be a string");
+        await c.query(A.setStanza([stanza, seq]));
+        return before;
+      });
     },
   };
 }

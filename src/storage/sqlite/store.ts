@@ -657,6 +657,8 @@ function sqliteArchive(db: Db, live: () => unknown, opts: { busyTimeoutMs: numbe
     ),
     trimBefore: db.prepare<[string, string, number]>("DELETE FROM archive_messages WHERE host = ? AND username = ? AND stamp < ?"),
     clear: db.prepare<[string, string]>("DELETE FROM archive_messages WHERE host = ? AND username = ?"),
+    one: db.prepare<[string, string, number], ArchiveRow>(`SELECT ${COLS} FROM archive_messages WHERE host = ? AND username = ? AND id = ?`),
+    setStanza: db.prepare<[string, number]>("UPDATE archive_messages SET stanza = ? WHERE id = ?"),
   };
   const toMessage = (r: ArchiveRow): ArchivedMessage => ({ id: String(r.id), with: r.with_jid, direction: r.direction, stanza: r.stanza, timestamp: r.stamp });
   // One read transaction: the page and the count come from the same snapshot.
@@ -811,6 +813,22 @@ function sqliteArchive(db: Db, live: () => unknown, opts: { busyTimeoutMs: numbe
       await drain();
       check();
       st.clear.run(host, username);
+    },
+    async replace(host, username, id, make) {
+      check();
+      await drain(); // the row may still be queued for the writer thread
+      check();
+      const seq = archiveSeq(id);
+      if (seq === undefined) return undefined;
+      return db.transaction(() => {
+        const row = st.one.get(host, username, seq);
+        if (row === undefined) return undefined;
+        const before = toMessage(row);
+        const stanza = make(before);
+        if (typeof stanza !== "string") throw new StorageError("COMITY_ERR_STORAGE_INVALID", "archive stanza must be a string");
+        st.setStanza.run(stanza, seq);
+        return before;
+      })();
     },
   };
 }
