@@ -25,8 +25,12 @@ const dir = mkdtempSync(join(tmpdir(), "comity-nginx-"));
 after(async () => {
   closeRawClients();
   if (nginx && nginx.exitCode === null) {
-    nginx.kill("SIGKILL");
-    await new Promise((r) => nginx!.once("exit", r));
+    // SIGTERM: nginx's master stops its worker first (a SIGKILLed master leaves the worker running, orphaned).
+    const exited = new Promise((r) => nginx!.once("exit", r));
+    nginx.kill("SIGTERM");
+    const timer = setTimeout(() => nginx?.kill("SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(timer);
   }
   await ts?.stop();
   rmSync(dir, { recursive: true, force: true });
