@@ -8,62 +8,16 @@
 // too). Without chromium the test is skipped, except under CI=true, where it fails.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import { createRequire } from "node:module";
-import { dirname, extname, join, normalize, sep } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { chromium, type Browser } from "playwright-core";
 import { createTestServer, type TestServer } from "../kit/server.ts";
-
-const CHROMIUM = process.env["COMITY_CHROMIUM"] ?? "/usr/bin/chromium";
-// --ignore-certificate-errors: the test server's certificate is self-signed, generated at start.
-const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--ignore-certificate-errors"];
-const present = existsSync(CHROMIUM);
-const skip = !present && process.env["CI"] !== "true" ? `${CHROMIUM} not installed (scripts/install-test-deps.sh installs Debian's chromium)` : false;
-
-/** Generous for a loaded two-core machine; every wait returns as soon as its condition holds. */
-const WAIT_MS = 60_000;
-const DIST = join(dirname(createRequire(import.meta.url).resolve("converse.js/package.json")), "dist");
-const PAGE_JS = join(dirname(fileURLToPath(import.meta.url)), "converse-page.js");
-const PAGE = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Converse.js on Comity</title>
-<link rel="stylesheet" href="/dist/converse.min.css">
-<script src="/dist/converse.min.js"></script><script src="/comity.js"></script>
-</head><body class="converse-fullscreen"></body></html>`;
-const TYPES: Record<string, string> = { ".js": "text/javascript", ".css": "text/css", ".json": "application/json", ".svg": "image/svg+xml", ".ttf": "font/ttf", ".woff": "font/woff", ".woff2": "font/woff2", ".png": "image/png", ".mp3": "audio/mpeg", ".ogg": "audio/ogg" };
-
-/** What `window.comity` (converse-page.js) holds, as the test reads it. */
-interface ComityHooks {
-  comity: {
-    connected: boolean;
-    log: string[];
-    received: { from: string; body: string }[];
-    start(settings: Record<string, unknown>): void;
-    contact(jid: string): { subscription: string; ask: string | null; requesting: boolean | null } | null;
-    addContact(jid: string, name: string): Promise<void>;
-    acceptRequest(jid: string): Promise<void>;
-    openChat(jid: string): Promise<void>;
-    send(jid: string, body: string): Promise<void>;
-  };
-}
-
-/** One user's Converse page with what it saw: BOSH bodies both ways, console errors, requests refused. */
-interface Client {
-  name: string;
-  page: Page;
-  frames: string[];
-  console: string[];
-}
+import { CHROMIUM, FLAGS, WAIT_MS, newClientPage, present, servePage, skip, type Client, type ComityHooks, type PageServer } from "./converse-kit.ts";
 
 let ts: TestServer;
-let web: Server;
+let web: PageServer | undefined;
 let webBase: string;
 let boshUrl: string;
 let browser: Browser | undefined;
 const clients: Client[] = [];
-/** Paths the page asked the loopback web server for that it does not have. */
-const notFound: string[] = [];
 
 before(async () => {
   if (skip) return;
@@ -72,50 +26,20 @@ before(async () => {
     { users: { "alice@localhost": "wonderland", "bob@localhost": "builder" } },
   );
   boshUrl = `https://127.0.0.1:${ts.server.addresses.https[0]!.port}/http-bind`;
-  web = createServer((req, res) => {
-    const path = new URL(req.url ?? "/", "http://127.0.0.1").pathname;
-    const send = (status: number, type: string, body: string | Buffer) => {
-      res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
-      res.end(body);
-    };
-    if (path === "/") return send(200, "text/html; charset=utf-8", PAGE);
-    if (path === "/comity.js") return send(200, "text/javascript", readFileSync(PAGE_JS));
-    if (path.startsWith("/dist/")) {
-      const file = normalize(join(DIST, decodeURIComponent(path.slice("/dist/".length))));
-      if (file.startsWith(DIST + sep) && existsSync(file)) return send(200, TYPES[extname(file)] ?? "application/octet-stream", readFileSync(file));
-    }
-    notFound.push(path);
-    send(404, "text/plain", "not found");
-  });
-  await new Promise<void>((resolve) => web.listen(0, "127.0.0.1", resolve));
-  const addr = web.address();
-  assert.ok(addr && typeof addr === "object");
-  webBase = `http://127.0.0.1:${addr.port}`;
+  web = await servePage();
+  webBase = web.base;
 });
 after(async () => {
   await browser?.close();
-  web?.closeAllConnections();
-  await new Promise<void>((resolve) => (web ? web.close(() => resolve()) : resolve()));
+  await web?.close();
   await ts?.stop();
 });
 
 /** Open a fresh browser context (its own IndexedDB) with Converse logging in as `jid`. */
 async function openConverse(b: Browser, jid: string, password: string): Promise<Client> {
-  const context = await b.newContext();
-  context.setDefaultTimeout(WAIT_MS);
-  const page = await context.newPage();
-  const client: Client = { name: jid, page, frames: [], console: [] };
+  const client = await newClientPage(b, jid);
   clients.push(client);
-  // The machine may have no internet, and the test must not depend on it: anything not on loopback is refused
-  // (and noted, so a failure report shows it).
-  await context.route(/^(?!(?:http|ws)s?:\/\/127\.0\.0\.1[:/])/, (route) => {
-    client.console.push(`refused request: ${route.request().url()}`);
-    return route.abort();
-  });
-  page.on("console", (m) => {
-    if (m.type() === "error" || m.type() === "warning") client.console.push(`${m.type()}: ${m.text()}`);
-  });
-  page.on("pageerror", (e) => client.console.push(`pageerror: ${e.message}`));
+  const page = client.page;
   // Every BOSH request body (C:) and answer (S:), in the order the browser saw them.
   page.on("request", (r) => {
     if (r.url().startsWith(boshUrl) && r.method() === "POST") client.frames.push(`C: ${r.postData() ?? ""}`);
@@ -168,7 +92,7 @@ async function eventually(check: () => boolean): Promise<boolean> {
 
 /** Describe what each page saw, for a failure message: its log, console errors and the last frames. */
 async function report(): Promise<string> {
-  const parts: string[] = [`not found on the web server: ${notFound.join(" ") || "none"}`];
+  const parts: string[] = [`not found on the web server: ${(web?.notFound ?? []).join(" ") || "none"}`];
   for (const c of clients) {
     const log = await c.page.evaluate(() => (globalThis as unknown as ComityHooks).comity.log).catch(() => ["(page gone)"]);
     parts.push(`--- ${c.name}\nconverse: ${log.join(" | ")}\nconsole: ${c.console.join("\n  ")}\nframes:\n${c.frames.slice(-200).join("\n")}`);
