@@ -3,8 +3,8 @@
 // deletion, and a stranger refused. Drives test/pep/aioxmpp_pep.py with Debian's /usr/bin/python3 (python3-aioxmpp).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { killPythonScripts, runPython } from "../kit/python.ts";
 import { createTestServer, type TestServer } from "../kit/server.ts";
 import { befriend, PASSWORD } from "./kit.ts";
 
@@ -14,25 +14,15 @@ before(async () => {
   await befriend(ts, "xa", "xb");
 });
 after(async () => {
+  killPythonScripts();
   await ts.stop();
 });
 
 test("aioxmpp claims a PEP node, publishes and reads avatars, and uses pubsub on its own PEP", { timeout: 150_000 }, async () => {
   const script = fileURLToPath(new URL("./aioxmpp_pep.py", import.meta.url));
-  const out = await new Promise<string>((resolve, reject) => {
-    const p = spawn("/usr/bin/python3", [script, String(ts.c2sPort), "xa@localhost", "xb@localhost", "xc@localhost", PASSWORD], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => p.kill(), 130_000); // a bound for a hung Python only, under the test's timeout
-    p.on("close", (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(stdout);
-      else reject(new Error(`aioxmpp_pep.py exited ${code}: ${stdout}\n${stderr}`));
-    });
-  });
-  const r = JSON.parse(out.trim().split("\n").at(-1)!) as Record<string, unknown>;
+  const run = await runPython(script, [String(ts.c2sPort), "xa@localhost", "xb@localhost", "xc@localhost", PASSWORD], { killAfterS: 130 }); // under the test's timeout
+  assert.equal(run.code, 0, `aioxmpp_pep.py exited ${run.code}: ${run.stdout}\n${run.stderr}`);
+  const r = run.events.at(-1)!;
   assert.equal(r["notified_title"], "Song");
   assert.equal(r["avatar_notified"], true);
   assert.equal(r["avatar_id_ok"], true);

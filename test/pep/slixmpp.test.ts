@@ -3,8 +3,8 @@
 // publish-options read by a stranger. Drives test/pep/slixmpp_pep.py with Debian's /usr/bin/python3.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { killPythonScripts, runPython } from "../kit/python.ts";
 import { createTestServer, type TestServer } from "../kit/server.ts";
 import { befriend, PASSWORD } from "./kit.ts";
 
@@ -14,25 +14,15 @@ before(async () => {
   await befriend(ts, "sa", "sb");
 });
 after(async () => {
+  killPythonScripts();
   await ts.stop();
 });
 
 test("slixmpp publishes, is notified and reads PEP nodes: moods, avatars and OMEMO device lists", { timeout: 150_000 }, async () => {
   const script = fileURLToPath(new URL("./slixmpp_pep.py", import.meta.url));
-  const out = await new Promise<string>((resolve, reject) => {
-    const p = spawn("/usr/bin/python3", [script, String(ts.c2sPort), "sa@localhost", "sb@localhost", "sc@localhost", PASSWORD], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => p.kill(), 130_000); // a bound for a hung Python only, under the test's timeout
-    p.on("close", (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(stdout);
-      else reject(new Error(`slixmpp_pep.py exited ${code}: ${stdout}\n${stderr}`));
-    });
-  });
-  const r = JSON.parse(out.trim().split("\n").at(-1)!) as Record<string, unknown>;
+  const run = await runPython(script, [String(ts.c2sPort), "sa@localhost", "sb@localhost", "sc@localhost", PASSWORD], { killAfterS: 130 }); // under the test's timeout
+  assert.equal(run.code, 0, `slixmpp_pep.py exited ${run.code}: ${run.stdout}\n${run.stderr}`);
+  const r = run.events.at(-1)!;
   assert.equal(r["public_own"], "Happy boi");
   assert.equal(r["public_contact"], "toto");
   assert.equal(r["private_own"], "secret");

@@ -5,43 +5,29 @@
 // except under CI=true, where that is a failure (scripts/install-test-deps.sh installs them).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { killPythonScripts, PYTHON, runPython } from "../kit/python.ts";
 import type { TestServer } from "../kit/server.ts";
 import { UPLOAD, uploadServer } from "./kit.ts";
 
-const PYTHON = "/usr/bin/python3";
 const SCRIPT = fileURLToPath(new URL("../interop/slixmpp_upload.py", import.meta.url));
 const probe = spawnSync(PYTHON, ["-c", "import slixmpp.plugins.xep_0363, aioxmpp.httpupload, aiohttp"], { encoding: "utf8", timeout: 60_000 });
 const missing = probe.error !== undefined || probe.status !== 0;
 const skip = missing && process.env["CI"] !== "true" ? "python3-slixmpp, python3-aioxmpp or python3-aiohttp is not installed (scripts/install-test-deps.sh)" : false;
 
 let ts: TestServer;
-const children = new Set<ChildProcess>();
 before(async () => {
   ts = await uploadServer({ max_file_size: 5_000_000 });
 });
 after(async () => {
-  for (const c of children) c.kill("SIGKILL");
+  killPythonScripts();
   await ts.stop();
 });
 
-function run(args: string[], timeoutS = 90): Promise<{ code: number | null; events: Record<string, unknown>[]; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(PYTHON, [SCRIPT, ...args, "--timeout", String(timeoutS)], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" } });
-    children.add(child);
-    const killer = setTimeout(() => child.kill("SIGKILL"), (timeoutS + 10) * 1000);
-    let out = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("close", (code) => {
-      clearTimeout(killer);
-      children.delete(child);
-      const events = out.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as Record<string, unknown>);
-      resolve({ code, events, stderr });
-    });
-  });
+/** The script with these arguments; it stops itself after `timeoutS`, and is killed 10 s later if it hangs. */
+function run(args: string[], timeoutS = 90) {
+  return runPython(SCRIPT, [...args, "--timeout", String(timeoutS)], { killAfterS: timeoutS + 10 });
 }
 
 test("slixmpp finds the service, uploads with upload_file() and the GET URL serves the same bytes", { skip, timeout: 150_000 }, async () => {
